@@ -1,0 +1,1 @@
+"""The ``sld`` command. Each module here that defines ``register(subparsers)`` adds subcommands."""
