@@ -116,3 +116,34 @@ class HarmonicEngine(MSONable):
         energy = 0.5 * self.spring_ev_per_a2 * float(np.sum(d * d))
         zeros = np.zeros_like(d)
         return Evaluation(energy, -self.spring_ev_per_a2 * d, zeros, None)
+
+
+@dataclasses.dataclass(frozen=True)
+class CompositeEngine(MSONable):
+    """Sum of engines: energies, forces, fields and stresses add (stress only if every part has one)."""
+
+    engines: tuple[Any, ...]
+
+    def evaluate(self, state: SLDState) -> Evaluation:
+        parts = [engine.evaluate(state) for engine in self.engines]
+        if not parts:
+            raise ValueError("CompositeEngine needs at least one engine")
+        stresses = [p.stress_ev_per_a3 for p in parts]
+        parallels = [p.field_parallel_ev_per_mub for p in parts]
+        return Evaluation(
+            sum(p.energy_ev for p in parts),
+            sum(p.forces_ev_per_a for p in parts),
+            sum(p.fields_ev_per_mub for p in parts),
+            None if any(s is None for s in stresses) else sum(stresses),
+            field_parallel_ev_per_mub=None if any(p is None for p in parallels) else sum(parallels),
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"@module": type(self).__module__, "@class": type(self).__name__,
+                "engines": [e.as_dict() for e in self.engines]}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> CompositeEngine:
+        from monty.json import MontyDecoder
+
+        return cls(tuple(MontyDecoder().process_decoded(e) for e in d["engines"]))

@@ -1,0 +1,416 @@
+"""Opening the LaunchPad (and with it the trajectory store): a real MongoDB or the embedded store.
+
+Real MongoDB: a FireWorks ``launchpad.yaml`` (``-l``). We add ``serverSelectionTimeoutMS`` (5 s
+unless the file sets it) and ping once, so a wrong host fails within seconds with a clear message.
+
+Embedded store: FireWorks' mongomock-persistence (``MONGOMOCK_SERVERSTORE_FILE``), a JSON file in a
+project folder (default ``./sld_project/launchpad.json``). mongomock-persistence reads the whole file
+when a client is created and rewrites it from a ``weakref.finalize`` hook at exit with a plain
+``open(..., "w")`` (truncate first — a kill during the dump leaves an empty file), and it is
+process-local. We therefore
+
+- take an exclusive ``fcntl.flock`` on ``<store>.lock`` *before* reading the store (released by the
+  kernel when the process dies, so a ``kill -9`` leaves no stale lock); a second process gets
+  :class:`StoreLockedError` naming the owner;
+- replace the exit hook by an atomic writer (temp file in the same folder, fsync, ``os.replace``);
+- turn SIGTERM into ``SystemExit`` so the store is saved on ``scancel``/walltime;
+- flush at the end of every command and (``flush_if_due``) during long worker runs, so a ``kill -9``
+  loses at most the work since the last flush — which recovery then recomputes bit for bit.
+
+Plain ``rlaunch``/``lpad`` with ``MONGOMOCK_SERVERSTORE_FILE`` also work: the first SLD task that runs
+in such a process calls :func:`guard_launchpad`, which takes the same lock and installs the same
+atomic writer (and refuses to run, without ever writing the file, if another process owns it).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import signal
+import socket
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from sld_workflows.store.trajectories import StoreError, TrajectoryStore
+
+DEFAULT_PROJECT_DIR = "sld_project"
+STORE_FILENAME = "launchpad.json"
+#: Default connection timeout (ms) we add to launchpad files that do not set one.
+DEFAULT_SERVER_SELECTION_TIMEOUT_MS = 5000
+#: Seconds between flushes of the embedded store while a worker runs (env ``SLD_FLUSH_SECS``).
+DEFAULT_FLUSH_SECS = 5.0
+
+
+class StoreLockedError(StoreError):
+    """Another process owns the embedded store."""
+
+
+class ConnectionFailedError(StoreError):
+    """The database named by a launchpad file cannot be reached."""
+
+
+# ---------------------------------------------------------------------------------------------- lock
+class StoreLock:
+    """Exclusive, non-blocking ``flock`` on ``<store file>.lock`` holding the owner's pid and command."""
+
+    def __init__(self, store_file: str | os.PathLike) -> None:
+        self.path = Path(str(store_file) + ".lock")
+        self._fh = None
+
+    def acquire(self) -> None:
+        fh = open(self.path, "a+")  # noqa: SIM115 - kept open while the lock is held
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            owner = fh.read().strip() or "unknown process"
+            fh.close()
+            raise StoreLockedError(
+                f"the embedded store {self.path.with_suffix('')} is in use by another process ({owner}); "
+                "it serves one process at a time — wait for it to finish (or stop it with SIGTERM, "
+                "which saves the store), or use a real MongoDB (-l launchpad.yaml) for concurrent workers"
+            ) from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"pid {os.getpid()} on {socket.gethostname()}: {' '.join(sys.argv)[:200]}\n")
+        fh.flush()
+        self._fh = fh
+
+    def release(self) -> None:
+        if self._fh is not None:
+            with contextlib.suppress(OSError):
+                self._fh.seek(0)
+                self._fh.truncate()
+            fcntl.flock(self._fh.fileno(), fcntl.LOCK_UN)
+            self._fh.close()
+            self._fh = None
+
+    @property
+    def held(self) -> bool:
+        return self._fh is not None
+
+
+# ---------------------------------------------------------------------------------------------- atomic write
+def write_store_atomically(server_store: Any, filename: str | os.PathLike) -> None:
+    """Dump a mongomock ``ServerStore`` to ``filename``: temp file, fsync, rename (never a partial file)."""
+    import bson.json_util
+
+    filename = os.fspath(filename)
+    directory = os.path.dirname(os.path.abspath(filename))
+    text = bson.json_util.dumps(server_store.to_dict())
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".launchpad-", suffix=".tmp")
+    try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, filename)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    with contextlib.suppress(OSError):  # make the rename durable
+        dfd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+
+
+class EmbeddedGuard:
+    """Lock, atomic writer and flush policy of one embedded store owned by this process."""
+
+    def __init__(self, server_store: Any, filename: str, lock: StoreLock) -> None:
+        self.server_store = server_store
+        self.filename = filename
+        self.lock = lock
+        self.last_flush = time.monotonic()
+        self.closed = False
+        original = getattr(server_store, "_finalizer", None)
+        if original is not None:
+            original.detach()  # never the non-atomic writer
+        import weakref
+
+        self._finalizer = weakref.finalize(server_store, _final_save, filename, lock, server_store.to_dict)
+
+    def flush(self) -> None:
+        if not self.closed:
+            write_store_atomically(self.server_store, self.filename)
+            self.last_flush = time.monotonic()
+
+    def flush_if_due(self, interval_s: float | None = None) -> bool:
+        interval = flush_interval() if interval_s is None else interval_s
+        if time.monotonic() - self.last_flush >= interval:
+            self.flush()
+            return True
+        return False
+
+    def close(self, save: bool = True) -> None:
+        if self.closed:
+            return
+        try:
+            if save:
+                self.flush()
+        finally:
+            self.closed = True
+            self._finalizer.detach()
+            self.lock.release()
+            _GUARDS.pop(id(self.server_store), None)
+
+
+def _final_save(filename: str, lock: StoreLock, to_dict: Any) -> None:
+    """Exit hook (normal exit or SystemExit from SIGTERM) of a store nobody closed explicitly."""
+
+    class _Snapshot:
+        def to_dict(self) -> Any:
+            return to_dict()
+
+    try:
+        if lock.held:
+            write_store_atomically(_Snapshot(), filename)
+    finally:
+        lock.release()
+
+
+_GUARDS: dict[int, EmbeddedGuard] = {}
+
+
+def flush_interval() -> float:
+    try:
+        return float(os.environ.get("SLD_FLUSH_SECS", DEFAULT_FLUSH_SECS))
+    except ValueError:
+        raise StoreError(f"SLD_FLUSH_SECS must be a number of seconds, got {os.environ['SLD_FLUSH_SECS']!r}") from None
+
+
+def install_sigterm_handler() -> None:
+    """SIGTERM → SystemExit(143), so ``finally`` blocks and exit hooks save the embedded store."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    if signal.getsignal(signal.SIGTERM) is _sigterm:
+        return
+
+    signal.signal(signal.SIGTERM, _sigterm)
+
+
+def _sigterm(signum: int, frame: Any) -> None:
+    raise SystemExit(143)
+
+
+def _server_store(lpad: Any) -> Any | None:
+    """The mongomock ServerStore behind a LaunchPad, or None for a real MongoDB."""
+    store = getattr(lpad.connection, "_store", None)
+    if store is None or not getattr(store, "_filename", None):
+        return None
+    return store
+
+
+def guard_for(lpad: Any) -> EmbeddedGuard | None:
+    store = _server_store(lpad)
+    return None if store is None else _GUARDS.get(id(store))
+
+
+def _process_start_epoch() -> float:
+    try:
+        import psutil
+
+        return psutil.Process().create_time()
+    except Exception:  # pragma: no cover - psutil missing
+        return float("-inf")
+
+
+def guard_launchpad(lpad: Any) -> EmbeddedGuard | None:
+    """Make an embedded-store LaunchPad safe in this process (idempotent); None for a real MongoDB.
+
+    Called by every SLD task, so plain ``rlaunch`` runs are protected too. If another process owns
+    the store, or the file changed after this process started (its in-memory copy is stale), the
+    original exit hook is detached — this process will never overwrite the file — and an error raised.
+    """
+    store = _server_store(lpad)
+    if store is None:
+        return None
+    guard = _GUARDS.get(id(store))
+    if guard is not None:
+        return guard
+    lock = StoreLock(store._filename)
+    try:
+        lock.acquire()
+        if os.path.getmtime(store._filename) > _process_start_epoch() + 0.5:
+            lock.release()
+            raise StoreLockedError(
+                f"the embedded store {store._filename} was written by another process after this one "
+                "loaded it; refusing to work on a stale copy — run the command again"
+            )
+    except StoreError:
+        finalizer = getattr(store, "_finalizer", None)
+        if finalizer is not None:
+            finalizer.detach()
+        raise
+    guard = EmbeddedGuard(store, store._filename, lock)
+    _GUARDS[id(store)] = guard
+    install_sigterm_handler()
+    return guard
+
+
+def flush_if_due(lpad: Any) -> None:
+    guard = guard_for(lpad)
+    if guard is not None:
+        guard.flush_if_due()
+
+
+# ---------------------------------------------------------------------------------------------- opening
+def default_store_file(project: str | os.PathLike | None = None) -> Path:
+    """Embedded store file: ``--project DIR`` › ``$MONGOMOCK_SERVERSTORE_FILE`` › ``$SLD_PROJECT`` › ./sld_project."""
+    if project is not None:
+        return Path(project) / STORE_FILENAME
+    if os.environ.get("MONGOMOCK_SERVERSTORE_FILE"):
+        return Path(os.environ["MONGOMOCK_SERVERSTORE_FILE"])
+    return Path(os.environ.get("SLD_PROJECT", DEFAULT_PROJECT_DIR)) / STORE_FILENAME
+
+
+class Session:
+    """An open LaunchPad plus the trajectory store on its connection (``lpad.db``)."""
+
+    def __init__(self, lpad: Any, guard: EmbeddedGuard | None, description: str) -> None:
+        self.lpad = lpad
+        self.guard = guard
+        self.description = description
+        self.store = TrajectoryStore(lpad.db)
+
+    @property
+    def embedded(self) -> bool:
+        return self.guard is not None
+
+    def flush(self) -> None:
+        if self.guard is not None:
+            self.guard.flush()
+
+    def flush_if_due(self) -> None:
+        if self.guard is not None:
+            self.guard.flush_if_due()
+
+
+def _launchpad_class() -> Any:
+    from fireworks.core.launchpad import LaunchPad
+
+    return LaunchPad
+
+
+def _open_real(launchpad_file: str | os.PathLike, strm_lvl: str) -> Any:
+    import fireworks.core.launchpad as fw_launchpad
+    import pymongo
+    import pymongo.errors
+    from monty.serialization import loadfn
+
+    path = Path(launchpad_file)
+    if not path.is_file():
+        raise FileNotFoundError(f"launchpad file {path} does not exist")
+    try:
+        creds = loadfn(path)
+    except Exception as exc:
+        raise StoreError(f"launchpad file {path} is not valid YAML/JSON: {exc}") from None
+    if not isinstance(creds, dict) or "host" not in creds and not creds.get("uri_mode"):
+        raise StoreError(f"launchpad file {path} must be a mapping with at least 'host' (FireWorks format)")
+    kwargs = dict(creds.get("mongoclient_kwargs") or {})
+    kwargs.setdefault("serverSelectionTimeoutMS", DEFAULT_SERVER_SELECTION_TIMEOUT_MS)
+    kwargs.setdefault("connectTimeoutMS", DEFAULT_SERVER_SELECTION_TIMEOUT_MS)
+    creds["mongoclient_kwargs"] = kwargs
+    creds["strm_lvl"] = creds.get("strm_lvl") or strm_lvl
+    saved = fw_launchpad.MongoClient
+    fw_launchpad.MongoClient = pymongo.MongoClient  # a real server even if MONGOMOCK_SERVERSTORE_FILE is set
+    try:
+        lpad = fw_launchpad.LaunchPad.from_dict(creds)
+    except Exception as exc:
+        raise ConnectionFailedError(f"cannot use launchpad file {path}: {exc}") from None
+    finally:
+        fw_launchpad.MongoClient = saved
+    try:
+        lpad.connection.admin.command("ping")
+    except pymongo.errors.PyMongoError as exc:
+        lpad.connection.close()
+        where = creds.get("host") if creds.get("uri_mode") else f"{creds.get('host')}:{creds.get('port', 27017)}"
+        raise ConnectionFailedError(
+            f"cannot connect to MongoDB at {where} (from {path}) within "
+            f"{kwargs['serverSelectionTimeoutMS'] / 1000:g} s: {str(exc).splitlines()[0][:200]}"
+        ) from None
+    return lpad
+
+
+def _open_embedded(store_file: Path, create: bool, strm_lvl: str) -> tuple[Any, EmbeddedGuard]:
+    import fireworks.core.launchpad as fw_launchpad
+    import mongomock.gridfs
+    import mongomock_persistence
+
+    if fw_launchpad.GRIDFS_FALLBACK_COLLECTION:
+        mongomock.gridfs.enable_gridfs_integration()
+    store_file = store_file.resolve() if store_file.exists() else Path(os.path.abspath(store_file))
+    if not store_file.exists():
+        if not create:
+            raise StoreError(
+                f"no embedded store at {store_file}: submit a trajectory first (`sld submit`), "
+                "or name the project with --project DIR, or a real MongoDB with -l launchpad.yaml"
+            )
+        store_file.parent.mkdir(parents=True, exist_ok=True)
+    lock = StoreLock(store_file)
+    lock.acquire()
+    try:
+        if not store_file.exists() or store_file.stat().st_size == 0:
+            with open(store_file, "w", encoding="utf-8") as fh:
+                fh.write("{}")
+        saved_env = os.environ.get("MONGOMOCK_SERVERSTORE_FILE")
+        saved_client = fw_launchpad.MongoClient
+        os.environ["MONGOMOCK_SERVERSTORE_FILE"] = str(store_file)
+        fw_launchpad.MongoClient = mongomock_persistence.MongoClient
+        try:
+            lpad = fw_launchpad.LaunchPad(strm_lvl=strm_lvl)
+        except ValueError as exc:
+            raise StoreError(f"embedded store {store_file} is not readable JSON: {exc}") from None
+        finally:
+            fw_launchpad.MongoClient = saved_client
+            if saved_env is None:
+                os.environ.pop("MONGOMOCK_SERVERSTORE_FILE", None)
+            else:
+                os.environ["MONGOMOCK_SERVERSTORE_FILE"] = saved_env
+    except BaseException:
+        lock.release()
+        raise
+    store = lpad.connection._store
+    guard = EmbeddedGuard(store, str(store_file), lock)
+    _GUARDS[id(store)] = guard
+    install_sigterm_handler()
+    return lpad, guard
+
+
+@contextlib.contextmanager
+def open_session(
+    launchpad_file: str | os.PathLike | None = None,
+    project: str | os.PathLike | None = None,
+    create: bool = False,
+    strm_lvl: str = "ERROR",
+) -> Iterator[Session]:
+    """Open the LaunchPad and trajectory store; on exit save (embedded) and release the lock.
+
+    The embedded store is saved also when the body raises: every write made before the error is
+    consistent (idempotent step frames), and commands validate input before writing anything.
+    """
+    if launchpad_file is not None:
+        lpad = _open_real(launchpad_file, strm_lvl)
+        try:
+            yield Session(lpad, None, f"MongoDB via {launchpad_file}")
+        finally:
+            lpad.connection.close()
+        return
+    store_file = default_store_file(project)
+    lpad, guard = _open_embedded(store_file, create, strm_lvl)
+    try:
+        yield Session(lpad, guard, f"embedded store {guard.filename}")
+    finally:
+        guard.close(save=True)

@@ -1,0 +1,207 @@
+"""The trajectory store: MongoDB schema, indexes and queries (pymongo API only).
+
+This is the only module that reads or writes the ``sld_trajectories`` and ``sld_frames``
+collections. It takes a pymongo-compatible ``Database`` — in practice the LaunchPad's own
+``lpad.db`` — so the same code serves a real MongoDB and FireWorks' embedded mongomock store.
+
+Schema
+------
+``sld_trajectories`` (one document per trajectory, ``_id`` = trajectory id)::
+
+    {_id, name, status, parent: {trajectory, step} | None, branch_step,
+     engine: <engine as_dict>, dynamics: <DynamicsSettings as_dict>, spec: <run spec dict> | None,
+     start_step, steps_requested (absolute target step), steps_done (absolute), output_every,
+     layout ("merged" | "split"), provenance: {engine_class, engine_settings, spin_scheme, seed,
+     versions}, last_energy_ev, engine_wall_time_s, created_on, updated_on}
+
+``sld_frames`` (unique index on (trajectory, step, kind))::
+
+    {trajectory, step, kind, data: <SLDState or Evaluation as_dict, arrays as lists>,
+     time_fs, energy_ev, launch_dir, info: {scf_iterations, custodian_corrections, wall_time_s, ...},
+     written_on}
+
+Kinds: ``state`` (the completed state of step n), ``evaluation`` (its engine evaluation),
+``provisional_state`` (state n before the final half kick, the engine input of step n),
+``midpoint_state`` / ``midpoint_evaluation`` (full SIB only, keyed by the step they start from).
+
+Writes are *insert-or-verify* upserts: the first write of a key stores the document; a repeated
+write (a step recomputed after a crash) must carry identical data and is then a no-op; different
+data for a stored key raises :class:`FrameConflictError` and leaves the stored frame untouched.
+"""
+
+from __future__ import annotations
+
+import datetime
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import bson
+
+from sld_workflows.errors import SLDError
+
+TRAJECTORIES = "sld_trajectories"
+FRAMES = "sld_frames"
+
+#: MongoDB's hard limit on one BSON document.
+MONGODB_MAX_BSON_BYTES = 16 * 1024 * 1024
+#: Our guard refuses documents above this (margin for FireWorks' own wrappers and driver overhead).
+DEFAULT_MAX_DOCUMENT_BYTES = MONGODB_MAX_BSON_BYTES - 512 * 1024
+
+FRAME_KINDS = ("state", "evaluation", "provisional_state", "midpoint_state", "midpoint_evaluation")
+STATUSES = ("READY", "RUNNING", "COMPLETED", "STOPPED", "FIZZLED")
+
+
+class StoreError(SLDError):
+    """A store operation could not be done; nothing was written."""
+
+
+class UnknownTrajectoryError(StoreError, KeyError):
+    def __init__(self, trajectory_id: str) -> None:
+        self.trajectory_id = trajectory_id
+        super().__init__(f"unknown trajectory id {trajectory_id!r} (see `sld status` for the stored ones)")
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return self.args[0]
+
+
+class DocumentTooLargeError(StoreError):
+    """A document would exceed the size guard (MongoDB's 16 MB limit minus a margin)."""
+
+
+class FrameConflictError(StoreError):
+    """A frame with the same (trajectory, step, kind) is stored with different data."""
+
+
+def _now() -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC).replace(microsecond=0)
+
+
+def new_trajectory_id() -> str:
+    return "sld-" + uuid.uuid4().hex[:12]
+
+
+class TrajectoryStore:
+    """Trajectories and their frames in one MongoDB database (``lpad.db``)."""
+
+    def __init__(self, db: Any, max_document_bytes: int = DEFAULT_MAX_DOCUMENT_BYTES) -> None:
+        self.db = db
+        self.trajectories = db[TRAJECTORIES]
+        self.frames = db[FRAMES]
+        self.max_document_bytes = int(max_document_bytes)
+        self.ensure_indexes()
+
+    # ------------------------------------------------------------------ schema
+    def ensure_indexes(self) -> None:
+        """Create the indexes (idempotent). mongomock-persistence does not persist indexes, so this
+        runs on every connection."""
+        self.frames.create_index(
+            [("trajectory", 1), ("step", 1), ("kind", 1)], unique=True, name="trajectory_step_kind"
+        )
+        self.trajectories.create_index([("name", 1)], name="name")
+        self.trajectories.create_index([("parent.trajectory", 1)], name="parent")
+
+    def check_size(self, doc: dict[str, Any], what: str) -> int:
+        """Raise :class:`DocumentTooLargeError` if ``doc`` is too big for MongoDB; return its size."""
+        size = len(bson.encode(doc))
+        if size > self.max_document_bytes:
+            raise DocumentTooLargeError(
+                f"{what}: document of {size / 2**20:.2f} MiB exceeds the store's limit of "
+                f"{self.max_document_bytes / 2**20:.2f} MiB (MongoDB refuses documents over 16 MiB); "
+                "nothing was written — store fewer sites per frame or split the data"
+            )
+        return size
+
+    # ------------------------------------------------------------------ trajectories
+    def create_trajectory(self, doc: dict[str, Any]) -> str:
+        doc = dict(doc)
+        doc.setdefault("_id", new_trajectory_id())
+        doc.setdefault("status", "READY")
+        doc.setdefault("created_on", _now())
+        doc["updated_on"] = _now()
+        self.check_size(doc, f"trajectory {doc['_id']}")
+        self.trajectories.insert_one(doc)
+        return doc["_id"]
+
+    def get_trajectory(self, trajectory_id: str) -> dict[str, Any]:
+        doc = self.trajectories.find_one({"_id": trajectory_id})
+        if doc is None:
+            raise UnknownTrajectoryError(trajectory_id)
+        return doc
+
+    def find_trajectories(self, query: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        return list(self.trajectories.find(query or {}, {"spec": 0}).sort("created_on", 1))
+
+    def update_trajectory(self, trajectory_id: str, **fields: Any) -> None:
+        fields["updated_on"] = _now()
+        result = self.trajectories.update_one({"_id": trajectory_id}, {"$set": fields})
+        if result.matched_count == 0:
+            raise UnknownTrajectoryError(trajectory_id)
+
+    def record_step(self, trajectory_id: str, step: int, energy_ev: float, wall_time_s: float) -> None:
+        """Advance ``steps_done`` monotonically ($max: a recomputed step never moves it back)."""
+        self.trajectories.update_one(
+            {"_id": trajectory_id},
+            {"$max": {"steps_done": int(step)},
+             "$set": {"updated_on": _now(), "last_energy_ev": float(energy_ev)},
+             "$inc": {"engine_wall_time_s": float(wall_time_s)}},
+        )
+
+    # ------------------------------------------------------------------ frames
+    def put_frame(
+        self,
+        trajectory_id: str,
+        step: int,
+        kind: str,
+        data: dict[str, Any],
+        **extra: Any,
+    ) -> bool:
+        """Insert-or-verify one frame. Returns True if written now, False if an identical frame was
+        already stored. Raises :class:`FrameConflictError` for different stored data."""
+        if kind not in FRAME_KINDS:
+            raise StoreError(f"frame kind must be one of {FRAME_KINDS}, got {kind!r}")
+        key = {"trajectory": trajectory_id, "step": int(step), "kind": kind}
+        # normalise through BSON (tuples become lists) so a re-write compares equal to what is stored
+        data = bson.decode(bson.encode({"d": data}))["d"]
+        body = {"data": data, **extra, "written_on": _now()}
+        self.check_size({**key, **body}, f"frame {kind} of step {step} of trajectory {trajectory_id}")
+        result = self.frames.update_one(key, {"$setOnInsert": body}, upsert=True)
+        if result.upserted_id is not None:
+            return True
+        stored = self.frames.find_one(key, {"data": 1})
+        if stored is None or stored["data"] != data:
+            raise FrameConflictError(
+                f"frame {kind} of step {step} of trajectory {trajectory_id} is already stored with "
+                "different data; the stored frame was kept (a step must be a deterministic function "
+                "of the stored inputs)"
+            )
+        return False
+
+    def get_frame(self, trajectory_id: str, step: int, kind: str) -> dict[str, Any] | None:
+        return self.frames.find_one({"trajectory": trajectory_id, "step": int(step), "kind": kind})
+
+    def has_frame(self, trajectory_id: str, step: int, kind: str) -> bool:
+        return self.frames.count_documents(
+            {"trajectory": trajectory_id, "step": int(step), "kind": kind}, limit=1
+        ) > 0
+
+    def iter_frames(
+        self, trajectory_id: str, kind: str | None = None, max_step: int | None = None
+    ) -> Iterator[dict[str, Any]]:
+        query: dict[str, Any] = {"trajectory": trajectory_id}
+        if kind is not None:
+            query["kind"] = kind
+        if max_step is not None:
+            query["step"] = {"$lte": int(max_step)}
+        return iter(self.frames.find(query).sort([("step", 1), ("kind", 1)]))
+
+    def count_frames(self, trajectory_id: str, kind: str | None = None) -> int:
+        query: dict[str, Any] = {"trajectory": trajectory_id}
+        if kind is not None:
+            query["kind"] = kind
+        return self.frames.count_documents(query)
+
+    def last_step(self, trajectory_id: str, kind: str = "state") -> int | None:
+        doc = self.frames.find_one({"trajectory": trajectory_id, "kind": kind}, {"step": 1},
+                                   sort=[("step", -1)])
+        return None if doc is None else int(doc["step"])
