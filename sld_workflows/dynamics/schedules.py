@@ -76,7 +76,8 @@ class TemperatureSchedule(MSONable):
         raise ValueError(f"temperature must be a number or a schedule mapping, got {type(spec).__name__}")
 
     def as_dict(self) -> dict[str, Any]:
-        return {"@module": type(self).__module__, "@class": type(self).__name__, "points": [list(p) for p in self.points]}
+        points = [list(p) for p in self.points]
+        return {"@module": type(self).__module__, "@class": type(self).__name__, "points": points}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TemperatureSchedule:

@@ -97,7 +97,8 @@ def propagate(
             if evaluation.stress_ev_per_a3 is None:
                 raise ValueError("ensemble 'npt' needs an engine that returns stress")
             volume = state.volume_a3
-            pressure = lattice.kinetic_pressure_tensor_ev_per_a3(velocities, masses, volume) - evaluation.stress_ev_per_a3
+            kinetic = lattice.kinetic_pressure_tensor_ev_per_a3(velocities, masses, volume)
+            pressure = kinetic - evaluation.stress_ev_per_a3
             xi6 = normals(settings.seed, state.step, Stream.BAROSTAT_NOISE, (6,))
             strain = lattice.cell_rescaling_strain(
                 pressure, settings.pressure_ev_per_a3, volume, temperature,
@@ -124,7 +125,9 @@ def complete(provisional: SLDState, evaluation: Evaluation, settings: DynamicsSe
     evaluation.check_matches(provisional)
     if settings.ensemble == "spin-only":
         return provisional
-    velocities = lattice.kick(provisional.velocities, evaluation.forces_ev_per_a, provisional.masses_amu, 0.5 * settings.dt_fs)
+    velocities = lattice.kick(
+        provisional.velocities, evaluation.forces_ev_per_a, provisional.masses_amu, 0.5 * settings.dt_fs
+    )
     return provisional.replace(velocities=velocities)
 
 

@@ -75,7 +75,8 @@ class HeisenbergEngine(MSONable):
         centers, points, _, _ = state.structure.get_neighbor_list(cutoff_a)
         magnetic = state.magnetic
         keep = (centers < points) & magnetic[centers] & magnetic[points]
-        return cls(tuple((int(i), int(j), j_ev) for i, j in zip(centers[keep], points[keep], strict=True)), field_ev_per_mub)
+        bonds = tuple((int(i), int(j), j_ev) for i, j in zip(centers[keep], points[keep], strict=True))
+        return cls(bonds, field_ev_per_mub)
 
     def evaluate(self, state: SLDState) -> Evaluation:
         s = state.spins
