@@ -16,6 +16,8 @@ import numpy as np
 from monty.json import MSONable
 from pymatgen.core import Element, Lattice, Structure
 
+from sld_workflows.units import EV_PER_A_AMU_TO_A_PER_FS2
+
 #: Spins further than this from unit length are normalised on construction; SIB keeps |s| = 1 to
 #: round-off (~1e-15), far inside it.
 UNIT_NORM_TOL = 1e-12
@@ -191,9 +193,8 @@ class SLDState(MSONable):
         )
 
     def kinetic_energy_ev(self) -> float:
-        from sld_workflows.dynamics.lattice import kinetic_energy_ev
-
-        return kinetic_energy_ev(self.velocities, self.masses_amu)
+        """½ Σ m v² in eV."""
+        return float(0.5 * np.sum(self.masses_amu[:, None] * self.velocities**2) / EV_PER_A_AMU_TO_A_PER_FS2)
 
     # ------------------------------------------------------------------ serialisation
     def as_dict(self) -> dict[str, Any]:
