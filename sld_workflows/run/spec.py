@@ -221,10 +221,10 @@ def _normalise_engine(raw: Any, structure: dict[str, Any]) -> dict[str, Any]:
     _check_keys(d, "engine", tuple(d), required=("kind",))  # required only; keys per kind below
     kind = _string(d["kind"], "engine.kind", ENGINE_KINDS)
     if kind == "model":
-        _check_keys(d, "engine", ("kind", "preset", "overrides", "external_field_ev_per_mub"))
         if "preset" not in structure:
             raise _err("engine.kind", "the model engine needs structure.preset (a structure file needs "
                        "engine kind vasp or analytic)")
+        _check_keys(d, "engine", ("kind", "preset", "overrides", "external_field_ev_per_mub"))
         preset = structure["preset"]
         if d.get("preset") is not None:
             preset = _preset_name(d["preset"], "engine.preset")
@@ -438,7 +438,7 @@ class RunSpec(MSONable):
         try:
             state = SLDState.from_structure(structure, moments=s["moments"])
         except ValueError as exc:
-            raise _err("structure.moments", str(exc)) from exc
+            raise _err("structure.moments", str(exc).removeprefix("moments: ")) from exc
         if not np.any(state.magnetic):
             species = sorted(set(state.species))
             raise _err("structure.moments", f"no magnetic sites: every moment is 0 (species in the "
@@ -465,8 +465,9 @@ class RunSpec(MSONable):
                 spins = np.zeros((state.n_sites, 3))
                 spins[magnetic] = values
             else:
-                raise _err("spins.values", f"expected {state.n_sites} rows (one per site) or {n_mag} rows "
-                           f"(one per magnetic site) of [x, y, z], got {values.shape[0]} rows")
+                also = f" or {n_mag} rows (one per magnetic site)" if n_mag != state.n_sites else ""
+                raise _err("spins.values", f"expected {state.n_sites} rows of [x, y, z] (one per site){also}, "
+                           f"got {values.shape[0]} rows")
             zero = magnetic & (np.linalg.norm(spins, axis=1) == 0)
             if np.any(zero):
                 sites = np.flatnonzero(zero)[:10].tolist()

@@ -1,0 +1,228 @@
+"""The in-process driver: trajectory frames equal a direct ``advance`` loop, reproducibility,
+summary, plot, interruption, and the extxyz frame layout."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from pathlib import Path
+
+import ase.io
+import numpy as np
+import pytest
+from pymatgen.core import Lattice, Structure
+
+from sld_workflows.dynamics.step import advance
+from sld_workflows.evaluation import Evaluation
+from sld_workflows.run.local import run_local
+from sld_workflows.run.output import TrajectoryWriter, frame_atoms, frame_record, plot_run
+from sld_workflows.run.spec import load_spec
+from sld_workflows.state import SLDState
+
+#: ASE's extxyz writer prints per-atom float columns with this format (ase.io.extxyz.output_column_format,
+#: ASE 3.29); header scalars (energy, time_fs, ...) are printed with repr and round-trip exactly.
+ASE_COLUMN_FORMAT = "%16.8f"
+
+
+def as_written(values) -> np.ndarray:
+    """``values`` rounded exactly as ASE writes a per-atom column."""
+    arr = np.asarray(values, dtype=float)
+    return np.array([float(ASE_COLUMN_FORMAT % x) for x in arr.ravel()]).reshape(arr.shape)
+
+
+@pytest.fixture()
+def raw(tmp_path: Path) -> dict:
+    s = Structure.from_spacegroup("Im-3m", Lattice.cubic(2.8665), ["Fe"], [[0, 0, 0]])
+    s.make_supercell([2, 2, 2])
+    s.to(filename=str(tmp_path / "POSCAR"), fmt="poscar")
+    return {
+        "name": "tiny-fe",
+        "structure": {"file": str(tmp_path / "POSCAR"), "moments": {"Fe": 2.2}},
+        "spins": {"init": "random"},
+        "velocities": {"temperature_k": 300.0},
+        "engine": {"kind": "analytic", "heisenberg": {"j_ev": 0.04, "cutoff_a": 2.6},
+                   "zeeman": {"field_ev_per_mub": [0.0, 0.0, 0.02]}, "harmonic": {"spring_ev_per_a2": 2.0}},
+        "dynamics": {"dt_fs": 0.5, "steps": 12, "ensemble": "nvt", "temperature": 300, "alpha": 0.1,
+                     "seed": 11, "spin_scheme": "sib"},
+        "output": {"every": 3},
+    }
+
+
+def reference_frames(raw: dict) -> list[tuple[SLDState, Evaluation]]:
+    """The direct in-process loop: evaluate, then ``advance`` ``steps`` times, keeping stored steps."""
+    spec = load_spec(raw)
+    state, engine = spec.build_initial_state(), spec.build_engine()
+    evaluation = engine.evaluate(state)
+    frames = [(state, evaluation)]
+    for n in range(1, spec.steps + 1):
+        state, evaluation = advance(state, evaluation, spec.dynamics, engine.evaluate)
+        if n % spec.output_every == 0:
+            frames.append((state, evaluation))
+    return frames
+
+
+def assert_frames_match(path: Path, expected: list[tuple[SLDState, Evaluation]]) -> None:
+    frames = ase.io.read(path, index=":")
+    assert len(frames) == len(expected)
+    for atoms, (state, evaluation) in zip(frames, expected, strict=True):
+        # header scalars: exact
+        assert atoms.info["step"] == state.step
+        assert atoms.info["time_fs"] == state.time_fs
+        assert atoms.get_potential_energy() == evaluation.energy_ev
+        assert np.array_equal(atoms.cell.array, state.cell)
+        # per-atom columns: identical to the loop's values printed with ASE's %16.8f
+        assert np.array_equal(atoms.positions, as_written(state.positions))
+        assert np.array_equal(atoms.get_forces(), as_written(evaluation.forces_ev_per_a))
+        assert np.array_equal(atoms.calc.results["magmoms"], as_written(state.spins * state.moments[:, None]))
+        assert np.array_equal(atoms.arrays["spins"], as_written(state.spins))
+        assert np.array_equal(atoms.arrays["fields_ev_per_mub"], as_written(evaluation.fields_ev_per_mub))
+        assert np.array_equal(atoms.arrays["velocities_a_per_fs"], as_written(state.velocities))
+        assert np.array_equal(atoms.arrays["moments_mub"], as_written(state.moments))
+
+
+def test_trajectory_equals_direct_advance_loop(raw, tmp_path):
+    result = run_local(raw, tmp_path / "out", progress=False)
+    expected = reference_frames(raw)
+    assert len(expected) == 12 // 3 + 1
+    assert result.steps_completed == 12 and not result.interrupted
+    assert result.frames_written == 5
+    # the comparison means something: forces, spins and velocities all move over the run
+    assert np.abs(expected[-1][1].forces_ev_per_a).max() > 1e-3
+    assert np.abs(expected[-1][0].spins - expected[0][0].spins).max() > 1e-3
+    assert_frames_match(result.trajectory_path, expected)
+    final_state, final_eval = result.final_state, result.final_evaluation
+    assert final_state.same_as(expected[-1][0])
+    assert final_eval.energy_ev == expected[-1][1].energy_ev
+    saved = SLDState.from_dict(json.loads(result.final_state_path.read_text()))
+    assert saved.same_as(final_state)
+    # full SIB: one evaluation for the initial state, two per step
+    assert result.engine_calls == 1 + 2 * 12
+
+
+def test_fixed_field_scheme_calls_engine_once_per_step(raw, tmp_path):
+    raw["dynamics"]["spin_scheme"] = "sib-fixed-field"
+    result = run_local(raw, tmp_path / "out", progress=False)
+    assert result.engine_calls == 1 + 12
+    assert_frames_match(result.trajectory_path, reference_frames(raw))
+    summary = json.loads(result.summary_path.read_text())
+    assert summary["spin_scheme"] == "sib-fixed-field" and summary["engine_calls_per_step"] == 1
+
+
+def test_same_spec_twice_is_identical_and_another_seed_differs(raw, tmp_path):
+    a = run_local(raw, tmp_path / "a", progress=False)
+    b = run_local(raw, tmp_path / "b", progress=False)
+    assert a.trajectory_path.read_bytes() == b.trajectory_path.read_bytes()
+    raw["dynamics"]["seed"] = 12
+    c = run_local(raw, tmp_path / "c", progress=False)
+    fa = ase.io.read(a.trajectory_path, index=":")
+    fc = ase.io.read(c.trajectory_path, index=":")
+    assert len(fa) == len(fc)
+    assert not np.allclose(fa[0].arrays["spins"], fc[0].arrays["spins"])  # random initial spins
+    assert not np.allclose(fa[-1].get_forces(), fc[-1].get_forces())
+
+
+def test_summary_and_plot(raw, tmp_path):
+    result = run_local(raw, tmp_path / "out", progress=False)
+    summary = json.loads(result.summary_path.read_text())
+    assert summary["name"] == "tiny-fe"
+    assert summary["spec"] == load_spec(raw).spec
+    assert summary["settings"]["dt_fs"] == 0.5 and summary["settings"]["seed"] == 11
+    assert summary["spin_scheme"] == "sib" and summary["engine_calls_per_step"] == 2
+    assert summary["engine"]["class"] == "sld_workflows.run.engines.SumEngine"
+    assert [t["@class"] for t in summary["engine"]["as_dict"]["terms"]] == [
+        "HeisenbergEngine", "ZeemanEngine", "HarmonicEngine"]
+    assert summary["steps_requested"] == summary["steps_completed"] == 12
+    assert summary["frames_written"] == 5 and summary["interrupted"] is False
+    assert summary["wall_time_s"] > 0
+    assert summary["final"]["energy_ev"] == result.final_evaluation.energy_ev
+    assert summary["final"]["step"] == 12
+    assert summary["versions"]["ase"] == ase.__version__
+    # the plot exists and is not blank: a 750x800 px figure with many distinct colours
+    from matplotlib.image import imread
+
+    image = imread(result.plot_path)
+    assert image.shape[0] == 800 and image.shape[1] == 750
+    colours = np.unique((image[..., :3] * 255).astype(np.uint8).reshape(-1, 3), axis=0)
+    assert len(colours) > 20
+    assert result.plot_path.stat().st_size > 10_000
+
+
+class _InterruptingEngine:
+    """Wraps an engine and sends this process SIGINT on its ``at``-th call (Ctrl-C mid-run)."""
+
+    def __init__(self, engine, at: int) -> None:
+        self.engine, self.at, self.calls = engine, at, 0
+
+    def evaluate(self, state):
+        self.calls += 1
+        if self.calls == self.at:
+            os.kill(os.getpid(), signal.SIGINT)
+        return self.engine.evaluate(state)
+
+    def as_dict(self):
+        return self.engine.as_dict()
+
+
+def test_sigint_stops_cleanly_after_the_current_step(raw, tmp_path, capsys):
+    spec = load_spec(raw).with_steps(1000)
+    state, engine = spec.build_initial_state(), spec.build_engine()
+    spec._built = (state, _InterruptingEngine(engine, at=1 + 2 * 7 + 1))  # during step 8
+    previous = signal.getsignal(signal.SIGINT)
+    result = run_local(spec, tmp_path / "out", progress=False)
+    assert signal.getsignal(signal.SIGINT) is previous  # handler restored
+    assert result.interrupted and result.steps_completed == 8
+    frames = ase.io.read(result.trajectory_path, index=":")
+    assert [a.info["step"] for a in frames] == [0, 3, 6]
+    summary = json.loads(result.summary_path.read_text())
+    assert summary["interrupted"] is True and summary["steps_completed"] == 8
+    assert summary["steps_requested"] == 1000
+    assert result.plot_path.is_file()
+    assert "interrupted after 8 of 1000 steps" in capsys.readouterr().err
+
+
+def test_frame_atoms_layout_round_trips_through_extxyz(tmp_path):
+    n = 3
+    state = SLDState(
+        species=("Fe", "Fe", "O"), positions=np.arange(9.0).reshape(3, 3) * 0.7, cell=np.diag([4.0, 5.0, 6.0]),
+        velocities=np.full((n, 3), 1e-3), spins=[[0, 0, 1], [1, 0, 0], [0, 0, 0]], moments=[2.2, 2.0, 0.0],
+        time_fs=1.5, step=3,
+    )
+    stress = np.array([[0.01, 0.002, 0.0], [0.002, -0.02, 0.0], [0.0, 0.0, 0.005]])
+    evaluation = Evaluation(
+        -1.25, np.arange(9.0).reshape(3, 3) / 10, [[0.1, 0.2, 0.0], [0.0, 0.3, 0.1], [0, 0, 0]], stress,
+        field_parallel_ev_per_mub=[0.5, -0.25, 0.0],
+    )
+    atoms = frame_atoms(state, evaluation, {"order_m": 0.75, "temperature_bath_k": 10.0})
+    path = tmp_path / "f.extxyz"
+    with TrajectoryWriter(path) as writer:
+        writer.write(atoms)
+    with TrajectoryWriter(path, mode="a") as writer:
+        writer.write(atoms)
+    frames = ase.io.read(path, index=":")
+    assert len(frames) == 2
+    back = frames[1]
+    assert back.get_chemical_symbols() == ["Fe", "Fe", "O"]
+    assert back.get_potential_energy() == -1.25
+    assert np.array_equal(back.get_forces(), evaluation.forces_ev_per_a)
+    assert np.array_equal(back.calc.results["magmoms"], [[0, 0, 2.2], [2.0, 0, 0], [0, 0, 0]])
+    # ASE stores stress in Voigt order (xx, yy, zz, yz, xz, xy)
+    assert np.allclose(back.get_stress(voigt=False), stress, rtol=0, atol=1e-15)
+    assert np.array_equal(back.arrays["field_parallel_ev_per_mub"], [0.5, -0.25, 0.0])
+    assert back.info["order_m"] == 0.75 and back.info["step"] == 3 and back.info["time_fs"] == 1.5
+    # T_s = sum|mu s x B|^2 / (2 kB sum mu s.B) with the full field B = B_perp + B_par s
+    mb = np.array([[2.2 * 0.1, 2.2 * 0.2, 2.2 * 0.5], [2.0 * -0.25, 2.0 * 0.3, 2.0 * 0.1]])
+    s = np.array([[0, 0, 1.0], [1.0, 0, 0]])
+    expected_ts = np.sum(np.cross(s, mb) ** 2) / (2 * 8.617333262e-5 * np.sum(s * mb))
+    assert back.info["temperature_spin_k"] == pytest.approx(expected_ts, rel=1e-12)
+    assert frame_record(back)["energy_ev"] == -1.25 and frame_record(back)["order_m"] == 0.75
+
+
+def test_plot_run_draws_order_parameters_from_records(tmp_path):
+    t = np.linspace(0, 100, 11)
+    records = [{"time_fs": x, "energy_ev": -x / 50, "temperature_lattice_k": 300 - x, "temperature_bath_k": 300,
+                "order_m_s": np.tanh(x / 30)} for x in t]
+    path = plot_run(records, tmp_path / "p.png", title="test")
+    assert path.stat().st_size > 10_000
+    with pytest.raises(ValueError, match="no frames"):
+        plot_run([], tmp_path / "empty.png")
