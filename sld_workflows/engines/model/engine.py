@@ -24,7 +24,9 @@ class ModelEngine(MSONable):
     - ``label``: free text (the preset name and overrides).
     """
 
-    def __init__(self, terms: list[Term | dict], n_sites: int | None = None, skin_a: float = 0.5, label: str = "") -> None:
+    def __init__(
+        self, terms: list[Term | dict], n_sites: int | None = None, skin_a: float = 0.5, label: str = ""
+    ) -> None:
         self.terms = [t if isinstance(t, Term) else term_from_dict(t) for t in terms]
         self.n_sites = None if n_sites is None else int(n_sites)
         self.skin_a = float(skin_a)
@@ -34,7 +36,9 @@ class ModelEngine(MSONable):
     # ---------------------------------------------------------------- evaluation
     def evaluate(self, state: SLDState) -> Evaluation:
         if self.n_sites is not None and state.n_sites != self.n_sites:
-            raise ValueError(f"ModelEngine '{self.label}' was built for {self.n_sites} sites, state has {state.n_sites}")
+            raise ValueError(
+                f"ModelEngine '{self.label}' was built for {self.n_sites} sites, state has {state.n_sites}"
+            )
         ctx = Context(state.positions, state.cell, state.pbc, state.spins, state.moments, state.species)
         acc = Accumulator(state.n_sites)
         for term in self.terms:

@@ -180,7 +180,9 @@ class MorseNetwork(Term):
 
 
 # ------------------------------------------------------------------------------------------ spins
-def radial_exchange(form: str, params: dict[str, float], r: np.ndarray, rcut_a: float) -> tuple[np.ndarray, np.ndarray]:
+def radial_exchange(
+    form: str, params: dict[str, float], r: np.ndarray, rcut_a: float
+) -> tuple[np.ndarray, np.ndarray]:
     """J(r) (eV) and dJ/dr (eV/Å) for one of :data:`EXCHANGE_FORMS`."""
     if form == "ma_dudarev":
         x = np.clip(1.0 - r / rcut_a, 0.0, None)
@@ -193,7 +195,8 @@ def radial_exchange(form: str, params: dict[str, float], r: np.ndarray, rcut_a: 
         djr = (8.0 * a * r / dd**2) * e * (1.0 - q - b * q * (2.0 - q))
         return jr, djr
     if form == "linear":
-        return params["j0_ev"] + params["slope_ev_per_a"] * (r - params["r0_a"]), np.full_like(r, params["slope_ev_per_a"])
+        slope = params["slope_ev_per_a"]
+        return params["j0_ev"] + slope * (r - params["r0_a"]), np.full_like(r, slope)
     if form == "exponential":
         e = params["j0_ev"] * np.exp(-params["beta_per_a"] * (r - params["r0_a"]))
         return e, -params["beta_per_a"] * e
@@ -207,7 +210,8 @@ def taper(r: np.ndarray, r_on: float, r_cut: float) -> tuple[np.ndarray, np.ndar
     if r_on >= r_cut:
         return np.ones_like(r), np.zeros_like(r)
     x = np.clip((r - r_on) / (r_cut - r_on), 0.0, 1.0)
-    return 0.5 * (1.0 + np.cos(np.pi * x)), np.where((x > 0) & (x < 1), -0.5 * np.pi * np.sin(np.pi * x) / (r_cut - r_on), 0.0)
+    dt = np.where((x > 0) & (x < 1), -0.5 * np.pi * np.sin(np.pi * x) / (r_cut - r_on), 0.0)
+    return 0.5 * (1.0 + np.cos(np.pi * x)), dt
 
 
 @dataclasses.dataclass
