@@ -285,6 +285,17 @@ class Session:
         self.description = description
         self.store = TrajectoryStore(lpad.db)
 
+    def initialize_launchpad(self) -> None:
+        """Initialise a brand-new LaunchPad (id counters, FireWorks indexes); never touches a used one."""
+        lpad = self.lpad
+        if lpad.fw_id_assigner.count_documents({}) == 0:
+            if lpad.workflows.count_documents({}) or lpad.fireworks.count_documents({}):
+                raise StoreError(
+                    f"{self.description} holds Fireworks but no id counter; repair it with `lpad` "
+                    "(we do not reset a used LaunchPad)"
+                )
+            lpad.reset("", require_password=False, max_reset_wo_password=0)
+
     @property
     def embedded(self) -> bool:
         return self.guard is not None

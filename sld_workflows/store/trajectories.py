@@ -138,6 +138,11 @@ class TrajectoryStore:
         if result.matched_count == 0:
             raise UnknownTrajectoryError(trajectory_id)
 
+    def delete_trajectory(self, trajectory_id: str) -> None:
+        """Remove a trajectory and its frames (used only to undo a submission that failed)."""
+        self.frames.delete_many({"trajectory": trajectory_id})
+        self.trajectories.delete_one({"_id": trajectory_id})
+
     def record_step(self, trajectory_id: str, step: int, energy_ev: float, wall_time_s: float) -> None:
         """Advance ``steps_done`` monotonically ($max: a recomputed step never moves it back)."""
         self.trajectories.update_one(
@@ -205,3 +210,20 @@ class TrajectoryStore:
         doc = self.frames.find_one({"trajectory": trajectory_id, "kind": kind}, {"step": 1},
                                    sort=[("step", -1)])
         return None if doc is None else int(doc["step"])
+
+    # ------------------------------------------------------------------ FireWorks' view (read only)
+    def firework_states(self, trajectory_id: str | None = None) -> dict[str, dict[str, int]]:
+        """{trajectory: {Firework state: count}} from the LaunchPad's ``fireworks`` collection."""
+        match: dict[str, Any] = {"spec.sld.trajectory": {"$exists": True}}
+        if trajectory_id is not None:
+            match = {"spec.sld.trajectory": trajectory_id}
+        out: dict[str, dict[str, int]] = {}
+        for fw in self.db["fireworks"].find(match, {"spec.sld.trajectory": 1, "state": 1}):
+            tid = fw["spec"]["sld"]["trajectory"]
+            out.setdefault(tid, {})
+            out[tid][fw["state"]] = out[tid].get(fw["state"], 0) + 1
+        return out
+
+    def trajectory_of_firework(self, fw_id: int) -> str | None:
+        fw = self.db["fireworks"].find_one({"fw_id": fw_id}, {"spec.sld.trajectory": 1})
+        return (((fw or {}).get("spec") or {}).get("sld") or {}).get("trajectory")

@@ -1,0 +1,203 @@
+"""``sld submit | worker | status | resume | extend | restart | recover``: FireWorks orchestration.
+
+Every command takes ``-l launchpad.yaml`` (a real MongoDB, FireWorks format) or ``--project DIR``
+(the embedded store ``DIR/launchpad.json``; default ``$MONGOMOCK_SERVERSTORE_FILE``, else
+``$SLD_PROJECT``, else ``./sld_project``). See docs/orchestration.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-l", "--launchpad", metavar="LAUNCHPAD_YAML",
+                        help="FireWorks launchpad file of a real MongoDB (default: the embedded store)")
+    parser.add_argument("--project", metavar="DIR",
+                        help="project folder of the embedded store (DIR/launchpad.json); default ./sld_project")
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser("submit", help="store a trajectory and add its FireWorks workflow")
+    p.add_argument("spec", help="run spec (YAML)")
+    p.add_argument("--layout", choices=("merged", "split"),
+                   help="merged: one Firework per step (model/analytic engines, default); "
+                        "split: engine in its own Firework (default for VASP)")
+    p.add_argument("--name", help="trajectory name (default: the spec's name)")
+    p.add_argument("--category", help="FireWorks _category of the Fireworks (route to workers)")
+    p.add_argument("--engine-category", help="_category of engine Fireworks only (split layout)")
+    _common(p)
+    p.set_defaults(func=cmd_submit)
+
+    p = subparsers.add_parser("worker", help="run Fireworks locally (FireWorks rapidfire)")
+    p.add_argument("--nlaunches", type=int, default=0, help="stop after N Fireworks (0: until none is left)")
+    p.add_argument("--launch-dir", help="where launcher_* directories go (default: PROJECT/launches, or cwd)")
+    p.add_argument("-w", "--fworker", metavar="FWORKER_YAML", help="FireWorks fworker file (category, query)")
+    p.add_argument("--sleep", type=int, default=1, help="seconds between polls when nothing is ready")
+    p.add_argument("--timeout", type=int, default=None, help="stop after this many seconds")
+    _common(p)
+    p.set_defaults(func=cmd_worker)
+
+    p = subparsers.add_parser("status", help="table of trajectories: steps done, state, last energy")
+    p.add_argument("trajectory", nargs="?", help="one trajectory id (details)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    _common(p)
+    p.set_defaults(func=cmd_status)
+
+    p = subparsers.add_parser("resume", help="continue a stopped or failed trajectory from the store")
+    p.add_argument("trajectory")
+    _common(p)
+    p.set_defaults(func=cmd_resume)
+
+    p = subparsers.add_parser("extend", help="run N more steps of a finished trajectory")
+    p.add_argument("trajectory")
+    p.add_argument("--steps", type=int, required=True)
+    _common(p)
+    p.set_defaults(func=cmd_extend)
+
+    p = subparsers.add_parser("restart", help="branch a new trajectory from a stored step (old one kept)")
+    p.add_argument("trajectory")
+    p.add_argument("--from-step", type=int, required=True)
+    p.add_argument("--steps", type=int, help="steps of the branch (default: up to the parent's target)")
+    p.add_argument("--seed", type=int, help="new noise seed for the branch")
+    p.add_argument("--name")
+    _common(p)
+    p.set_defaults(func=cmd_restart)
+
+    p = subparsers.add_parser("recover", help="detect lost runs (dead workers, stale heartbeats) and rerun them")
+    p.add_argument("--expiration", type=float, default=None,
+                   help="seconds without heartbeat before a run counts as lost "
+                        "(default: FireWorks RUN_EXPIRATION_SECS; see config/FW_config.yaml)")
+    _common(p)
+    p.set_defaults(func=cmd_recover)
+
+
+def _session(args: argparse.Namespace, create: bool = False):
+    from sld_workflows.store.connection import open_session
+
+    return open_session(args.launchpad, args.project, create=create)
+
+
+def cmd_submit(args: argparse.Namespace) -> int:
+    from sld_workflows.workflows.manage import load_input, submit
+
+    inp = load_input(args.spec)  # validate before opening (nothing written on a bad spec)
+    options = {k: v for k, v in (("category", args.category), ("engine_category", args.engine_category)) if v}
+    with _session(args, create=True) as session:
+        tid = submit(session, inp, layout=args.layout, name=args.name, fireworks_options=options)
+        print(f"submitted trajectory {tid} ({inp.steps} steps) to {session.description}")
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    import os
+
+    from fireworks.core.fworker import FWorker
+    from fireworks.core.rocket_launcher import rapidfire
+
+    if args.nlaunches < 0:
+        raise ValueError(f"--nlaunches must be >= 0, got {args.nlaunches}")
+    fworker = FWorker.from_file(args.fworker) if args.fworker else FWorker(name="sld-worker")
+    with _session(args) as session:
+        if args.launch_dir:
+            launch_dir = args.launch_dir
+        elif session.embedded:
+            launch_dir = os.path.join(os.path.dirname(session.guard.filename), "launches")
+        else:
+            launch_dir = os.getcwd()
+        os.makedirs(launch_dir, exist_ok=True)
+        cwd = os.getcwd()
+        try:
+            rapidfire(session.lpad, fworker, m_dir=os.path.abspath(launch_dir), nlaunches=args.nlaunches,
+                      sleep_time=max(args.sleep, 1), timeout=args.timeout, strm_lvl="ERROR")
+        finally:
+            os.chdir(cwd)
+        done = session.store.firework_states()
+        counts: dict[str, int] = {}
+        for states in done.values():
+            for state, n in states.items():
+                counts[state] = counts.get(state, 0) + n
+        summary = ", ".join(f"{k}={v}" for k, v in sorted(counts.items())) or "none"
+        print(f"worker finished; SLD Fireworks by state: {summary}")
+    return 0
+
+
+def _fmt(value: Any, fmt: str) -> str:
+    return "-" if value is None else format(value, fmt)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from sld_workflows.workflows.manage import status_rows
+
+    with _session(args) as session:
+        rows = status_rows(session, args.trajectory)
+        if args.json:
+            print(json.dumps(rows, default=str, indent=1))
+            return 0
+        if not rows:
+            print(f"no trajectories in {session.description}")
+            return 0
+        header = (f"{'trajectory':<17} {'name':<20} {'status':<10} {'steps':>11} {'fireworks':<24} "
+                  f"{'last E (eV)':>16} {'engine s':>9}")
+        print(header)
+        print("-" * len(header))
+        for r in rows:
+            fws = ",".join(f"{k[:4]}:{v}" for k, v in sorted(r["fireworks"].items())) or "none"
+            steps = f"{r['steps_done']}/{r['steps_requested']}"
+            print(f"{r['id']:<17} {str(r['name'])[:20]:<20} {str(r['status']):<10} {steps:>11} {fws:<24} "
+                  f"{_fmt(r['last_energy_ev'], '.8f'):>16} {_fmt(r['engine_wall_time_s'], '.2f'):>9}")
+        if args.trajectory:
+            r = rows[0]
+            branch = (f", branched from {r['parent']['trajectory']} at step {r['parent']['step']}"
+                      if r["parent"] else "")
+            print(f"layout {r['layout']}, spin scheme {r['spin_scheme']}, starts at step {r['start_step']}{branch}")
+    return 0
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    from sld_workflows.workflows.manage import resume
+
+    with _session(args) as session:
+        fw_id = resume(session, args.trajectory)
+        print(f"trajectory {args.trajectory} is complete; nothing to resume" if fw_id is None
+              else f"resumed trajectory {args.trajectory} (Firework {fw_id})")
+    return 0
+
+
+def cmd_extend(args: argparse.Namespace) -> int:
+    from sld_workflows.workflows.manage import extend
+
+    with _session(args) as session:
+        fw_id = extend(session, args.trajectory, args.steps)
+        doc = session.store.get_trajectory(args.trajectory)
+        print(f"extended trajectory {args.trajectory} to step {doc['steps_requested']} (Firework {fw_id})")
+    return 0
+
+
+def cmd_restart(args: argparse.Namespace) -> int:
+    from sld_workflows.workflows.manage import restart
+
+    with _session(args) as session:
+        tid = restart(session, args.trajectory, args.from_step, steps=args.steps, seed=args.seed, name=args.name)
+        print(f"new trajectory {tid} branched from {args.trajectory} at step {args.from_step}")
+    return 0
+
+
+def cmd_recover(args: argparse.Namespace) -> int:
+    from sld_workflows.workflows.manage import recover
+
+    with _session(args) as session:
+        result = recover(session, args.expiration)
+        print(f"rerun {len(result['rerun'])} lost Firework(s) {result['rerun']}; "
+              f"refreshed {len(result['inconsistent'])} inconsistent; "
+              f"checked {len(result['running_checked'])} running")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    from sld_workflows.cli.main import main
+
+    sys.exit(main())

@@ -1,0 +1,354 @@
+"""Submit, continue, branch and recover trajectories (used by the ``sld`` CLI and by tests).
+
+Inputs are validated completely before anything is written. Everything needed to continue a
+trajectory lives in the store (engine dict, dynamics settings, frames), so ``extend``, ``resume``
+and ``restart`` work even after its workflow was deleted from the LaunchPad.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import platform
+import socket
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from sld_workflows.dynamics.settings import DynamicsSettings
+from sld_workflows.errors import SLDError, SpecError
+from sld_workflows.state import SLDState
+from sld_workflows.store.connection import Session
+from sld_workflows.store.trajectories import new_trajectory_id
+from sld_workflows.workflows.phases import EngineRequest, Frames, engine_for, settings_for
+from sld_workflows.workflows.tasks import trajectory_workflow
+
+LAYOUTS = ("merged", "split")
+ACTIVE_STATES = ["READY", "WAITING", "RESERVED", "RUNNING", "PAUSED"]
+
+
+@dataclasses.dataclass
+class TrajectoryInput:
+    """What a trajectory needs, independent of how it was specified."""
+
+    name: str
+    initial_state: SLDState
+    engine: Any
+    dynamics: DynamicsSettings
+    steps: int
+    output_every: int = 1
+    spec: dict[str, Any] | None = None
+    engine_kind: str | None = None
+
+    @property
+    def default_layout(self) -> str:
+        return "split" if self.engine_kind == "vasp" or "vasp" in type(self.engine).__module__ else "merged"
+
+
+def load_input(source: str | os.PathLike | Mapping[str, Any]) -> TrajectoryInput:
+    """A run spec (``sld_workflows.run.spec``; YAML path or mapping), or the internal form
+    ``{name, initial_state: SLDState dict, engine: engine dict, dynamics: dict, steps, output_every}``."""
+    raw: Any = source
+    if not isinstance(source, Mapping):
+        path = Path(source)
+        if not path.is_file():
+            raise FileNotFoundError(f"spec file {path} does not exist")
+        import yaml
+
+        try:
+            raw = yaml.safe_load(path.read_text())
+        except yaml.YAMLError as exc:
+            raise SpecError("", f"{path} is not valid YAML: {exc}") from None
+        if not isinstance(raw, Mapping):
+            raise SpecError("", f"{path} must contain a mapping at the top level")
+    if "initial_state" in raw:
+        return _internal_input(raw)
+    from sld_workflows.run.spec import load_spec
+
+    spec = load_spec(source)
+    engine = spec.build_engine()
+    if not hasattr(engine, "as_dict"):
+        raise SpecError("engine", f"{type(engine).__name__} is not serialisable (no as_dict); cannot submit it")
+    return TrajectoryInput(
+        name=spec.name, initial_state=spec.build_initial_state(), engine=engine, dynamics=spec.dynamics,
+        steps=int(spec.steps), output_every=int(spec.output_every), spec=spec.as_dict(),
+        engine_kind=getattr(spec, "engine_kind", None),
+    )
+
+
+def _internal_input(raw: Mapping[str, Any]) -> TrajectoryInput:
+    from monty.json import MontyDecoder
+
+    missing = {"initial_state", "engine", "dynamics", "steps"} - set(raw)
+    if missing:
+        raise SpecError(sorted(missing)[0], "required key is missing")
+    try:
+        state = SLDState.from_dict(raw["initial_state"])
+    except (ValueError, TypeError, KeyError) as exc:
+        raise SpecError("initial_state", str(exc)) from None
+    try:
+        engine = MontyDecoder().process_decoded(raw["engine"])
+    except Exception as exc:
+        raise SpecError("engine", f"cannot rebuild the engine: {exc}") from None
+    if not hasattr(engine, "evaluate") or not hasattr(engine, "as_dict"):
+        raise SpecError("engine", "must be an MSONable engine dict (@module/@class) with evaluate()")
+    try:
+        dynamics = DynamicsSettings.from_dict(dict(raw["dynamics"]))
+    except (ValueError, TypeError) as exc:
+        raise SpecError("dynamics", str(exc)) from None
+    steps = raw["steps"]
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
+        raise SpecError("steps", f"must be an integer >= 0, got {steps!r}")
+    output_every = raw.get("output_every", 1)
+    if isinstance(output_every, bool) or not isinstance(output_every, int) or output_every < 1:
+        raise SpecError("output_every", f"must be an integer >= 1, got {output_every!r}")
+    return TrajectoryInput(str(raw.get("name", "trajectory")), state, engine, dynamics, steps, output_every,
+                           spec=None)
+
+
+def _versions() -> dict[str, str]:
+    from importlib import metadata
+
+    out = {"python": platform.python_version()}
+    for pkg in ("sld_workflows", "fireworks", "numpy", "pymatgen", "monty", "pymongo"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            out[pkg] = "unknown"
+    return out
+
+
+def _provenance(engine: Any, engine_dict: dict[str, Any], dynamics: DynamicsSettings) -> dict[str, Any]:
+    return {
+        "engine_class": f"{engine_dict.get('@module')}.{engine_dict.get('@class')}",
+        "engine_settings": {k: v for k, v in engine_dict.items() if not k.startswith("@")}
+        if len(str(engine_dict)) < 100_000 else "see engine",
+        "spin_scheme": dynamics.spin_scheme,
+        "seed": dynamics.seed,
+        "versions": _versions(),
+        "submitted_from": socket.gethostname(),
+    }
+
+
+def _first_request(doc: dict[str, Any]) -> EngineRequest:
+    return EngineRequest(doc["_id"], int(doc["steps_done"]), "state")
+
+
+def _add_workflow(session: Session, doc: dict[str, Any]) -> int:
+    request = None
+    if doc.get("layout") == "split":
+        has_eval = Frames(session.store, doc["_id"]).get(doc["steps_done"], "evaluation") is not None
+        request = None if not has_eval else _split_resume_request(session, doc)
+        request = request or _first_request(doc)
+    wf = trajectory_workflow(doc, request)
+    old_new = session.lpad.add_wf(wf)
+    fw_id = min(old_new.values())
+    session.store.update_trajectory(doc["_id"], status="READY", root_fw_id=fw_id, worker=None)
+    return fw_id
+
+
+def _split_resume_request(session: Session, doc: dict[str, Any]) -> EngineRequest | None:
+    from sld_workflows.workflows.phases import integrate
+
+    request, _ = integrate(session.store, doc, store_intermediates=True)
+    return request
+
+
+def submit(
+    session: Session,
+    source: str | os.PathLike | Mapping[str, Any] | TrajectoryInput,
+    layout: str | None = None,
+    name: str | None = None,
+    fireworks_options: dict[str, Any] | None = None,
+) -> str:
+    """Validate, store the trajectory (document + state of its first step), add its workflow."""
+    inp = source if isinstance(source, TrajectoryInput) else load_input(source)
+    layout = layout or inp.default_layout
+    if layout not in LAYOUTS:
+        raise SLDError(f"layout must be one of {LAYOUTS}, got {layout!r}")
+    engine_dict = inp.engine.as_dict()
+    start = int(inp.initial_state.step)
+    doc = {
+        "_id": new_trajectory_id(),
+        "name": name or inp.name,
+        "parent": None,
+        "engine": engine_dict,
+        "dynamics": inp.dynamics.as_dict(),
+        "spec": inp.spec,
+        "start_step": start,
+        "steps_requested": start + int(inp.steps),
+        "steps_done": start,
+        "output_every": inp.output_every,
+        "layout": layout,
+        "fireworks": fireworks_options or {},
+        "provenance": _provenance(inp.engine, engine_dict, inp.dynamics),
+        "engine_wall_time_s": 0.0,
+        "last_energy_ev": None,
+    }
+    session.store.check_size(doc, "trajectory document")
+    session.initialize_launchpad()
+    tid = session.store.create_trajectory(doc)
+    try:
+        Frames(session.store, tid).put(start, "state", inp.initial_state)
+        _add_workflow(session, session.store.get_trajectory(tid))
+    except BaseException:
+        session.store.delete_trajectory(tid)
+        raise
+    return tid
+
+
+def active_fw_ids(session: Session, trajectory: str) -> list[int]:
+    return session.lpad.get_fw_ids({"spec.sld.trajectory": trajectory, "state": {"$in": ACTIVE_STATES}})
+
+
+def _require_idle(session: Session, trajectory: str, what: str) -> None:
+    active = active_fw_ids(session, trajectory)
+    if active:
+        raise SLDError(
+            f"cannot {what} trajectory {trajectory}: it still has active Fireworks {active[:5]} "
+            "(running or queued); wait for them, or run `sld recover` if their worker died"
+        )
+
+
+def resume(session: Session, trajectory: str) -> int | None:
+    """Add a workflow continuing ``trajectory`` from its stored frames; None if nothing is left."""
+    doc = session.store.get_trajectory(trajectory)
+    _require_idle(session, trajectory, "resume")
+    if doc["steps_done"] >= doc["steps_requested"] and Frames(session.store, trajectory).get(
+        doc["steps_done"], "evaluation"
+    ) is not None:
+        return None
+    return _add_workflow(session, doc)
+
+
+def extend(session: Session, trajectory: str, steps: int) -> int:
+    """Ask for ``steps`` more steps and continue (works after the workflow was deleted)."""
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise SLDError(f"--steps must be an integer >= 1, got {steps!r}")
+    doc = session.store.get_trajectory(trajectory)
+    _require_idle(session, trajectory, "extend")
+    new_target = int(doc["steps_requested"]) + steps
+    session.store.update_trajectory(trajectory, steps_requested=new_target, status="READY")
+    doc = session.store.get_trajectory(trajectory)
+    return _add_workflow(session, doc)
+
+
+def restart(
+    session: Session,
+    trajectory: str,
+    from_step: int,
+    steps: int | None = None,
+    seed: int | None = None,
+    name: str | None = None,
+) -> str:
+    """New branch trajectory starting from the stored state of ``from_step`` (the parent is kept)."""
+    parent = session.store.get_trajectory(trajectory)
+    if isinstance(from_step, bool) or not isinstance(from_step, int):
+        raise SLDError(f"--from-step must be an integer, got {from_step!r}")
+    frames = Frames(session.store, trajectory)
+    state = frames.get(from_step, "state")
+    if state is None:
+        raise SLDError(
+            f"trajectory {trajectory} has no stored state at step {from_step} "
+            f"(stored steps: {parent.get('start_step', 0)}..{parent['steps_done']})"
+        )
+    evaluation = frames.get(from_step, "evaluation")
+    if steps is None:
+        steps = max(int(parent["steps_requested"]) - from_step, 1)
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise SLDError(f"--steps must be an integer >= 1, got {steps!r}")
+    dynamics = settings_for(parent)
+    if seed is not None:
+        try:
+            dynamics = dynamics.replace(seed=seed)
+        except ValueError as exc:
+            raise SLDError(f"--seed: {exc}") from None
+    engine_for(parent)  # the stored engine must still rebuild
+    doc = {k: v for k, v in parent.items() if k not in ("_id", "created_on", "updated_on", "worker", "root_fw_id")}
+    doc.update(
+        _id=new_trajectory_id(), name=name or f"{parent.get('name', 'trajectory')}-from{from_step}",
+        parent={"trajectory": trajectory, "step": from_step}, branch_step=from_step,
+        dynamics=dynamics.as_dict(), start_step=from_step, steps_requested=from_step + steps,
+        steps_done=from_step, status="READY", engine_wall_time_s=0.0,
+        last_energy_ev=None if evaluation is None else evaluation.energy_ev,
+    )
+    doc["provenance"] = {**parent.get("provenance", {}), "seed": dynamics.seed, "versions": _versions()}
+    session.initialize_launchpad()
+    tid = session.store.create_trajectory(doc)
+    new_frames = Frames(session.store, tid)
+    new_frames.put(from_step, "state", state)
+    if evaluation is not None:
+        src = session.store.get_frame(trajectory, from_step, "evaluation")
+        session.store.put_frame(tid, from_step, "evaluation", src["data"], energy_ev=src.get("energy_ev"),
+                                info=src.get("info"), launch_dir=src.get("launch_dir"),
+                                copied_from=trajectory)
+    _add_workflow(session, session.store.get_trajectory(tid))
+    return tid
+
+
+# ------------------------------------------------------------------------------------ recovery
+def _pid_dead(worker: Mapping[str, Any]) -> bool:
+    if worker.get("host") != socket.gethostname():
+        return False
+    import psutil
+
+    try:
+        proc = psutil.Process(int(worker["pid"]))
+    except (psutil.NoSuchProcess, ValueError, KeyError):
+        return True
+    return proc.create_time() > float(worker.get("since", 0)) + 1.0 or proc.status() == psutil.STATUS_ZOMBIE
+
+
+def recover(session: Session, expiration_secs: float | None = None) -> dict[str, list[int]]:
+    """Rerun lost SLD Fireworks with FireWorks' ``detect_lostruns``.
+
+    Lost = RUNNING and (a) on the embedded store: always (this process holds the store's lock, so
+    no live worker can be running them); (b) its worker (host, pid recorded by our tasks) is dead on
+    this host; (c) no heartbeat for ``expiration_secs`` (default FireWorks' RUN_EXPIRATION_SECS).
+    Also refreshes inconsistent Fireworks (RUNNING with a finished launch).
+    """
+    from fireworks.fw_config import RUN_EXPIRATION_SECS
+
+    lpad = session.lpad
+    sld_query = {"spec.sld": {"$exists": True}, "state": "RUNNING"}
+    running = lpad.get_fw_ids(sld_query)
+    dead: list[int] = []
+    if session.embedded:
+        dead = list(running)
+    else:
+        for doc in session.store.trajectories.find({"worker": {"$ne": None}, "status": "RUNNING"}):
+            worker = doc.get("worker") or {}
+            if _pid_dead(worker):
+                dead += lpad.get_fw_ids({"spec.sld.trajectory": doc["_id"], "state": "RUNNING"})
+    rerun: list[int] = []
+    if dead:
+        _, lost, _ = lpad.detect_lostruns(expiration_secs=0, rerun=True, query={"fw_id": {"$in": dead}})
+        rerun += lost
+    expiration = RUN_EXPIRATION_SECS if expiration_secs is None else expiration_secs
+    _, lost, inconsistent = lpad.detect_lostruns(
+        expiration_secs=expiration, rerun=True, refresh=True, query={"spec.sld": {"$exists": True}}
+    )
+    rerun += [f for f in lost if f not in rerun]
+    for fw_id in rerun:
+        tid = session.store.trajectory_of_firework(fw_id)
+        if tid:
+            session.store.trajectories.update_one({"_id": tid}, {"$set": {"status": "READY", "worker": None}})
+    return {"rerun": sorted(rerun), "inconsistent": sorted(inconsistent), "running_checked": sorted(running)}
+
+
+# ------------------------------------------------------------------------------------ status
+def status_rows(session: Session, trajectory: str | None = None) -> list[dict[str, Any]]:
+    docs = [session.store.get_trajectory(trajectory)] if trajectory else session.store.find_trajectories()
+    all_states = session.store.firework_states(trajectory)
+    rows = []
+    for doc in docs:
+        states = all_states.get(doc["_id"], {})
+        rows.append({
+            "id": doc["_id"], "name": doc.get("name"), "status": doc.get("status"),
+            "steps_done": doc.get("steps_done"), "steps_requested": doc.get("steps_requested"),
+            "start_step": doc.get("start_step", 0), "fireworks": states,
+            "last_energy_ev": doc.get("last_energy_ev"), "engine_wall_time_s": doc.get("engine_wall_time_s"),
+            "parent": doc.get("parent"), "layout": doc.get("layout"),
+            "spin_scheme": (doc.get("provenance") or {}).get("spin_scheme"),
+        })
+    return rows

@@ -1,0 +1,129 @@
+"""Shared fixtures.
+
+``sld_backend``: where orchestration tests keep their LaunchPad and trajectory store — the embedded
+mongomock-persistence store in a temporary project folder (default, CI), or a real MongoDB when
+``SLD_TEST_MONGODB_URI`` is set (e.g. ``mongodb://localhost:27017``): each test then gets its own
+database, dropped afterwards. Same tests, same assertions, either way.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+
+CHECKOUT_ROOT = Path(__file__).resolve().parents[1]
+
+
+class Backend:
+    """CLI arguments and an in-process session opener for one test's store."""
+
+    def __init__(self, tmp_path: Path, uri: str | None) -> None:
+        self.tmp_path = tmp_path
+        self.uri = uri
+        if uri:
+            import yaml
+
+            self.db_name = f"sld_test_{uuid.uuid4().hex[:10]}"
+            self.launchpad_file = tmp_path / "my_launchpad.yaml"
+            self.launchpad_file.write_text(yaml.safe_dump(
+                {"host": uri, "uri_mode": True, "name": self.db_name,
+                 "mongoclient_kwargs": {"serverSelectionTimeoutMS": 5000}}))
+            self.args = ["-l", str(self.launchpad_file)]
+            self.project = None
+        else:
+            self.project = tmp_path / "sld_project"
+            self.launchpad_file = None
+            self.args = ["--project", str(self.project)]
+
+    @property
+    def embedded(self) -> bool:
+        return self.uri is None
+
+    def open(self, create: bool = True):
+        from sld_workflows.store.connection import open_session
+
+        return open_session(self.launchpad_file, self.project, create=create)
+
+    def env(self) -> dict[str, str]:
+        """Environment for subprocesses (plain ``rlaunch``/``lpad``, console scripts)."""
+        env = dict(os.environ)
+        env["PYTHONPATH"] = str(CHECKOUT_ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+        if self.embedded:
+            env["MONGOMOCK_SERVERSTORE_FILE"] = str(self.project / "launchpad.json")
+        else:
+            env.pop("MONGOMOCK_SERVERSTORE_FILE", None)
+        return env
+
+    def rlaunch_args(self) -> list[str]:
+        return [] if self.embedded else ["-l", str(self.launchpad_file)]
+
+    def drop(self) -> None:
+        if self.uri:
+            import pymongo
+
+            with contextlib.closing(pymongo.MongoClient(self.uri, serverSelectionTimeoutMS=5000)) as client:
+                client.drop_database(self.db_name)
+
+
+@pytest.fixture
+def sld_backend(tmp_path: Path):
+    backend = Backend(tmp_path, os.environ.get("SLD_TEST_MONGODB_URI") or None)
+    yield backend
+    backend.drop()
+
+
+def toy_spec(steps: int = 5, spin_scheme: str = "sib", n_sites: int = 6, temperature_k: float = 300.0,
+             seed: int = 7, name: str = "toy") -> dict:
+    """Internal-form trajectory spec of a small spin-lattice system with analytic engines
+    (Heisenberg ring + Zeeman + harmonic springs): spins *and* forces, noise on both."""
+    import json
+
+    import numpy as np
+    from monty.json import MontyEncoder
+
+    from sld_workflows.engines.analytic import CompositeEngine, HarmonicEngine, HeisenbergEngine
+    from sld_workflows.state import SLDState
+
+    rng = np.random.default_rng(seed)
+    positions = rng.uniform(0.0, 6.0, (n_sites, 3))
+    state = SLDState(species=("Fe",) * n_sites, positions=positions, cell=np.eye(3) * 6.0,
+                     velocities=np.zeros((n_sites, 3)), spins=rng.normal(size=(n_sites, 3)),
+                     moments=np.full(n_sites, 2.2))
+    bonds = tuple((i, (i + 1) % n_sites, 0.01) for i in range(n_sites))
+    engine = CompositeEngine((HeisenbergEngine(bonds, (0.0, 0.0, 0.01)),
+                              HarmonicEngine(tuple(map(tuple, positions.tolist())), 2.0)))
+    spec = {"name": name, "initial_state": state.as_dict(), "engine": engine.as_dict(),
+            "dynamics": {"dt_fs": 1.0, "alpha": 0.2, "temperature": temperature_k, "ensemble": "nvt",
+                         "spin_scheme": spin_scheme, "seed": seed},
+            "steps": steps}
+    return json.loads(json.dumps(spec, cls=MontyEncoder))
+
+
+def reference_frames(spec: dict, steps: int | None = None) -> list:
+    """(state, evaluation) of steps 0..N from the in-process driver: a plain ``advance`` loop."""
+    from monty.json import MontyDecoder
+
+    from sld_workflows.dynamics.settings import DynamicsSettings
+    from sld_workflows.dynamics.step import advance
+    from sld_workflows.state import SLDState
+
+    state = SLDState.from_dict(spec["initial_state"])
+    engine = MontyDecoder().process_decoded(spec["engine"])
+    settings = DynamicsSettings.from_dict(spec["dynamics"])
+    evaluation = engine.evaluate(state)
+    out = [(state, evaluation)]
+    for _ in range(spec["steps"] if steps is None else steps):
+        state, evaluation = advance(state, evaluation, settings, engine.evaluate)
+        out.append((state, evaluation))
+    return out
+
+
+def write_spec(path: Path, spec: dict) -> Path:
+    import yaml
+
+    path.write_text(yaml.safe_dump(spec))
+    return path
