@@ -1,0 +1,204 @@
+"""Input set for one static noncollinear constrained-moment SCF (``I_CONSTRAINED_M``), atomate2-style:
+explicit, serialisable settings, one ``write(state, directory)`` call per SLD engine evaluation.
+
+The spin directions are imposed through ``M_CONSTR`` (unit spin × ``constraint_size``; 0 0 0 for
+non-magnetic ions, which VASP then leaves unconstrained). ``MAGMOM`` (μ·s, 3 per ion) is written too
+but VASP ignores it when it restarts from a WAVECAR/CHGCAR (DESIGN.md §3). Restart tags:
+
+- WAVECAR carried over: ``ISTART = 1``, ``ICHARG = 0`` (density from the wavefunctions);
+- only CHGCAR: ``ISTART = 0``, ``ICHARG = 1``;
+- nothing: ``ISTART = 0``, ``ICHARG = 2``.
+
+Per-species tags (``RWIGS``, ``LDAUU``/``LDAUJ``/``LDAUL``, ...) may be given as ``{species: value}``
+dicts and are expanded in POSCAR species order (pymatgen ``Poscar.site_symbols``), which is also
+the POTCAR order. POTCAR: pymatgen ``Potcar`` when ``potcar="pymatgen"`` (or ``"auto"`` with
+``PMG_VASP_PSP_DIR`` set), else ``POTCAR.spec`` (one symbol per line, ``potcar="spec"``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from monty.json import MSONable
+from pymatgen.io.vasp.inputs import Incar, Kpoints, Poscar
+
+from sld_workflows.errors import SLDError, SpecError
+from sld_workflows.state import SLDState
+
+#: Tags that are one value per POSCAR species; dict values {species: value} are expanded.
+PER_SPECIES_TAGS = ("RWIGS", "LDAUU", "LDAUJ", "LDAUL")
+#: Tags the input set owns; overriding them would break the constrained run or the restart chain.
+PROTECTED_TAGS = ("M_CONSTR", "MAGMOM", "LNONCOLLINEAR", "NSW", "IBRION", "ISTART", "ICHARG", "LWAVE", "LCHARG")
+POTCAR_MODES = ("auto", "pymatgen", "spec")
+
+DEFAULT_INCAR: dict[str, Any] = {
+    "SYSTEM": "sld constrained static",
+    "PREC": "Accurate",
+    "ENCUT": 400.0,
+    "EDIFF": 1e-6,
+    "ALGO": "Normal",
+    "NELM": 100,
+    "ISMEAR": 1,
+    "SIGMA": 0.1,
+    "LASPH": True,
+    "LORBIT": 10,
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class ConstrainedStaticSet(MSONable):
+    """Settings of the constrained static SCF.
+
+    - ``rwigs``: {species: Å}; required for every magnetic species (the constraint integrates over
+      the sphere), optional for non-magnetic ones (a default of 1.0 Å is not invented: missing
+      non-magnetic species are written with the smallest given radius and recorded).
+    - ``lambda_``: LAMBDA (eV/μB² for modes 1, 2).
+    - ``i_constrained_m``: 1 (direction; default), 2 or 4.
+    - ``constraint_size``: length of each M_CONSTR vector (irrelevant for mode 1, which normalises).
+    - ``incar``: overrides, e.g. {"ENCUT": 520, "LDAU": True, "LDAUU": {"Fe": 4.0, "Bi": 0, "O": 0}}.
+    - ``kpoints``: mesh (3 ints); ``kpoints_style``: "Gamma" or "Monkhorst".
+    - ``potcar``: "auto" | "pymatgen" | "spec"; ``potcar_symbols``: {species: POTCAR symbol}
+      (default: the element); ``potcar_functional``: pymatgen functional name.
+    """
+
+    rwigs: dict[str, float]
+    lambda_: float = 10.0
+    i_constrained_m: int = 1
+    constraint_size: float = 1.0
+    incar: dict[str, Any] = dataclasses.field(default_factory=dict)
+    kpoints: tuple[int, int, int] = (1, 1, 1)
+    kpoints_style: str = "Gamma"
+    potcar: str = "auto"
+    potcar_symbols: dict[str, str] = dataclasses.field(default_factory=dict)
+    potcar_functional: str = "PBE_54"
+
+    def __post_init__(self) -> None:
+        if self.i_constrained_m not in (1, 2, 4):
+            raise SpecError("i_constrained_m", f"must be 1, 2 or 4, got {self.i_constrained_m!r}")
+        if not (isinstance(self.lambda_, int | float) and self.lambda_ > 0):
+            raise SpecError("lambda", f"must be a positive number, got {self.lambda_!r}")
+        if not self.constraint_size > 0:
+            raise SpecError("constraint_size", f"must be > 0, got {self.constraint_size!r}")
+        if self.potcar not in POTCAR_MODES:
+            raise SpecError("potcar", f"must be one of {POTCAR_MODES}, got {self.potcar!r}")
+        if self.kpoints_style not in ("Gamma", "Monkhorst"):
+            raise SpecError("kpoints_style", f"must be 'Gamma' or 'Monkhorst', got {self.kpoints_style!r}")
+        kp = tuple(int(k) for k in self.kpoints)
+        if len(kp) != 3 or min(kp) < 1:
+            raise SpecError("kpoints", f"must be 3 positive integers, got {self.kpoints!r}")
+        object.__setattr__(self, "kpoints", kp)
+        bad = sorted(set(k.upper() for k in self.incar) & set(PROTECTED_TAGS))
+        if bad:
+            raise SpecError("incar", f"tags {bad} are set by the engine (constraints, restart chain) "
+                                     "and cannot be overridden")
+        for sp, r in self.rwigs.items():
+            if not (isinstance(r, int | float) and r > 0):
+                raise SpecError("rwigs", f"radius for {sp} must be a positive number (Å), got {r!r}")
+
+    # ------------------------------------------------------------------ helpers
+    def m_constr(self, state: SLDState) -> np.ndarray:
+        """(N, 3) M_CONSTR: unit spin direction × constraint_size; zero on non-magnetic sites."""
+        norms = np.linalg.norm(state.spins, axis=1)
+        unit = np.divide(state.spins, norms[:, None], out=np.zeros_like(state.spins), where=norms[:, None] > 0)
+        return np.where(state.magnetic[:, None], unit * self.constraint_size, 0.0)
+
+    def incar_for(self, state: SLDState, site_symbols: list[str], wavecar: bool, chgcar: bool) -> Incar:
+        if not np.any(state.magnetic):
+            raise SLDError("the structure has no magnetic site (all moments 0): a constrained-moment "
+                           "VASP run needs at least one magnetic site")
+        magnetic_species = {s for s, m in zip(state.species, state.magnetic, strict=True) if m}
+        missing = sorted(magnetic_species - set(self.rwigs))
+        if missing:
+            raise SpecError("rwigs", f"no RWIGS radius for magnetic species {missing} (needed by the constraint)")
+        incar: dict[str, Any] = dict(DEFAULT_INCAR)
+        for k, v in self.incar.items():
+            incar[k.upper()] = v
+        rwigs = dict(self.rwigs)
+        smallest = min(rwigs.values())
+        for sp in site_symbols:
+            rwigs.setdefault(sp, smallest)
+        incar["RWIGS"] = rwigs
+        for tag in PER_SPECIES_TAGS:
+            value = incar.get(tag)
+            if isinstance(value, dict):
+                absent = [sp for sp in site_symbols if sp not in value]
+                if absent:
+                    raise SpecError(f"incar.{tag}", f"no value for species {absent}")
+                incar[tag] = [value[sp] for sp in site_symbols]
+        m_constr = self.m_constr(state)
+        incar.update({
+            "LNONCOLLINEAR": True,
+            "I_CONSTRAINED_M": self.i_constrained_m,
+            "LAMBDA": float(self.lambda_),
+            "M_CONSTR": [float(x) for x in m_constr.ravel()],
+            "MAGMOM": (m_constr / self.constraint_size * state.moments[:, None]).tolist(),
+            "ISYM": int(incar.get("ISYM", 0)),
+            "NSW": 0,
+            "IBRION": -1,
+            "ISTART": 1 if wavecar else 0,
+            "ICHARG": 0 if wavecar else (1 if chgcar else 2),
+            "LWAVE": True,
+            "LCHARG": True,
+        })
+        if incar["ISYM"] != 0:
+            raise SpecError("incar.ISYM", "constrained noncollinear runs need ISYM = 0")
+        return Incar(incar)
+
+    # ------------------------------------------------------------------ writing
+    def write(
+        self, state: SLDState, directory: str | Path, wavecar: bool = False, chgcar: bool = False
+    ) -> dict[str, Any]:
+        """Write INCAR, POSCAR, KPOINTS and POTCAR (or POTCAR.spec) into ``directory``.
+
+        Returns a small record: M_CONSTR (N, 3), site symbols, which POTCAR file was written.
+        """
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        poscar = Poscar(state.structure, comment=f"sld step {state.step}")
+        symbols = list(poscar.site_symbols)
+        incar = self.incar_for(state, symbols, wavecar, chgcar)
+        potcar_file = self._write_potcar(symbols, directory)
+        incar.write_file(directory / "INCAR")
+        poscar.write_file(directory / "POSCAR", significant_figures=16)
+        kp = (Kpoints.gamma_automatic if self.kpoints_style == "Gamma" else Kpoints.monkhorst_automatic)(self.kpoints)
+        kp.write_file(directory / "KPOINTS")
+        return {"m_constr": self.m_constr(state), "site_symbols": symbols, "potcar_file": potcar_file}
+
+    def _write_potcar(self, symbols: list[str], directory: Path) -> str:
+        psp_dir = os.environ.get("PMG_VASP_PSP_DIR")
+        from pymatgen.core import SETTINGS
+
+        psp_dir = psp_dir or SETTINGS.get("PMG_VASP_PSP_DIR")
+        mode = self.potcar
+        if mode == "auto":
+            mode = "pymatgen" if psp_dir else "spec"
+        names = [self.potcar_symbols.get(s, s) for s in symbols]
+        if mode == "spec":
+            (directory / "POTCAR.spec").write_text("".join(f"{n}\n" for n in names))
+            return "POTCAR.spec"
+        if not psp_dir or not Path(psp_dir).is_dir():
+            raise SLDError(f"potcar: POTCARs requested but the POTCAR directory PMG_VASP_PSP_DIR={psp_dir!r} "
+                           "is not set or does not exist (set it, or use potcar: spec)")
+        from pymatgen.io.vasp.inputs import Potcar
+
+        try:
+            Potcar(names, functional=self.potcar_functional).write_file(directory / "POTCAR")
+        except (OSError, ValueError, RuntimeError) as exc:
+            raise SLDError(
+                f"potcar: cannot build POTCAR {names} ({self.potcar_functional}) from {psp_dir}: {exc}"
+            ) from exc
+        return "POTCAR"
+
+    # ------------------------------------------------------------------ serialisation
+    def as_dict(self) -> dict[str, Any]:
+        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        d["kpoints"] = list(self.kpoints)
+        return {"@module": type(self).__module__, "@class": type(self).__name__, **d}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ConstrainedStaticSet:
+        return cls(**{k: v for k, v in d.items() if not k.startswith("@")})
