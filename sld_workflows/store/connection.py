@@ -191,18 +191,74 @@ def flush_interval() -> float:
         raise StoreError(f"SLD_FLUSH_SECS must be a number of seconds, got {os.environ['SLD_FLUSH_SECS']!r}") from None
 
 
+# SIGTERM handling. FireWorks' Rocket catches BaseException around a task (SystemExit would just
+# fizzle the step and the worker would go on), so inside an SLD task we do not raise: during the
+# engine call (no database write in progress) we save the store and exit at once; elsewhere in a
+# task we note the request and exit at the next safe point (:func:`safe_point`). Outside SLD tasks
+# SIGTERM raises SystemExit, whose ``finally`` blocks save the store.
+_TASK_DEPTH = 0
+_ENGINE_DEPTH = 0
+_TERMINATE_REQUESTED = False
+SIGTERM_EXIT_CODE = 143
+
+
 def install_sigterm_handler() -> None:
-    """SIGTERM → SystemExit(143), so ``finally`` blocks and exit hooks save the embedded store."""
+    """Install the SIGTERM policy above (main thread only; idempotent)."""
     if threading.current_thread() is not threading.main_thread():
         return
     if signal.getsignal(signal.SIGTERM) is _sigterm:
         return
-
     signal.signal(signal.SIGTERM, _sigterm)
 
 
+def _save_all_and_exit() -> None:
+    for guard in list(_GUARDS.values()):
+        with contextlib.suppress(Exception):
+            guard.flush()
+        guard.lock.release()
+    sys.stderr.write("terminated by SIGTERM; store saved\n")
+    sys.stderr.flush()
+    os._exit(SIGTERM_EXIT_CODE)
+
+
 def _sigterm(signum: int, frame: Any) -> None:
-    raise SystemExit(143)
+    global _TERMINATE_REQUESTED
+    if _ENGINE_DEPTH:
+        _save_all_and_exit()
+    if _TASK_DEPTH:
+        _TERMINATE_REQUESTED = True
+        return
+    raise SystemExit(SIGTERM_EXIT_CODE)
+
+
+def safe_point() -> None:
+    """Called by SLD tasks between database operations: honour a pending SIGTERM."""
+    if _TERMINATE_REQUESTED:
+        _save_all_and_exit()
+
+
+@contextlib.contextmanager
+def in_task() -> Iterator[None]:
+    global _TASK_DEPTH
+    _TASK_DEPTH += 1
+    try:
+        safe_point()
+        yield
+    finally:
+        _TASK_DEPTH -= 1
+    safe_point()
+
+
+@contextlib.contextmanager
+def in_engine_call() -> Iterator[None]:
+    global _ENGINE_DEPTH
+    _ENGINE_DEPTH += 1
+    try:
+        safe_point()
+        yield
+    finally:
+        _ENGINE_DEPTH -= 1
+    safe_point()
 
 
 def _server_store(lpad: Any) -> Any | None:

@@ -29,6 +29,7 @@ from sld_workflows.dynamics import step as sld_step
 from sld_workflows.dynamics.settings import DynamicsSettings
 from sld_workflows.evaluation import Evaluation
 from sld_workflows.state import SLDState
+from sld_workflows.store.connection import in_engine_call
 from sld_workflows.store.trajectories import StoreError, TrajectoryStore
 
 #: Which frame an engine evaluation of an input frame produces (same step).
@@ -253,12 +254,13 @@ def evaluate_request(
         )
     engine = engine_for(doc)
     launch_dir = launch_dir or os.getcwd()
+    previous = _previous_launch_dir(store, request) if hasattr(engine, "evaluate_in") else None
     start = time.perf_counter()
-    if hasattr(engine, "evaluate_in"):
-        previous = _previous_launch_dir(store, request)
-        evaluation = engine.evaluate_in(state, launch_dir, previous)
-    else:
-        evaluation = engine.evaluate(state)
+    with in_engine_call():  # SIGTERM here: save the store and exit (the step is rerun by `sld recover`)
+        if hasattr(engine, "evaluate_in"):
+            evaluation = engine.evaluate_in(state, launch_dir, previous)
+        else:
+            evaluation = engine.evaluate(state)
     wall = time.perf_counter() - start
     evaluation.check_matches(state)
     info = evaluation.info or {}

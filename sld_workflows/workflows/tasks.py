@@ -25,7 +25,7 @@ from typing import Any
 from fireworks import FiretaskBase, Firework, FWAction, Workflow, explicit_serialize
 
 from sld_workflows.errors import SLDError
-from sld_workflows.store.connection import flush_if_due, guard_launchpad
+from sld_workflows.store.connection import flush_if_due, guard_launchpad, in_task
 from sld_workflows.store.trajectories import TrajectoryStore, _now
 from sld_workflows.workflows.phases import EngineRequest, evaluate_request, integrate
 
@@ -76,6 +76,10 @@ class SLDStepTask(FiretaskBase):
     required_params = ["trajectory", "step"]
 
     def run_task(self, fw_spec: dict[str, Any]) -> FWAction:
+        with in_task():
+            return self._run(fw_spec)
+
+    def _run(self, fw_spec: dict[str, Any]) -> FWAction:
         lpad, store = _store(self)
         trajectory = self["trajectory"]
         doc = _claim(store, trajectory, getattr(self, "fw_id", None))
@@ -103,6 +107,10 @@ class SLDEngineTask(FiretaskBase):
     required_params = ["trajectory", "step", "input_kind"]
 
     def run_task(self, fw_spec: dict[str, Any]) -> FWAction:
+        with in_task():
+            return self._run(fw_spec)
+
+    def _run(self, fw_spec: dict[str, Any]) -> FWAction:
         lpad, store = _store(self)
         doc = _claim(store, self["trajectory"], getattr(self, "fw_id", None))
         request = EngineRequest(self["trajectory"], int(self["step"]), self["input_kind"])
@@ -119,6 +127,10 @@ class SLDIntegratorTask(FiretaskBase):
     required_params = ["trajectory"]
 
     def run_task(self, fw_spec: dict[str, Any]) -> FWAction:
+        with in_task():
+            return self._run(fw_spec)
+
+    def _run(self, fw_spec: dict[str, Any]) -> FWAction:
         lpad, store = _store(self)
         trajectory = self["trajectory"]
         doc = _claim(store, trajectory, getattr(self, "fw_id", None))
