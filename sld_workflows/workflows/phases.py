@@ -254,6 +254,7 @@ def evaluate_request(
         )
     engine = engine_for(doc)
     launch_dir = launch_dir or os.getcwd()
+    engine, run_dir = _engine_in_directory(engine, store, request, state, launch_dir)
     previous = _previous_launch_dir(store, request) if hasattr(engine, "evaluate_in") else None
     start = time.perf_counter()
     with in_engine_call():  # SIGTERM here: save the store and exit (the step is rerun by `sld recover`)
@@ -266,12 +267,34 @@ def evaluate_request(
     info = evaluation.info or {}
     frames.put(
         request.step, request.output_kind, evaluation,
-        launch_dir=launch_dir, wall_time_s=wall,
+        launch_dir=launch_dir, engine_run_dir=run_dir, wall_time_s=wall,
         scf_iterations=info.get("scf_iterations"),
         custodian_corrections=_jsonable(info.get("custodian_corrections", info.get("corrections"))),
     )
     store.trajectories.update_one({"_id": request.trajectory}, {"$inc": {"engine_wall_time_s": wall}})
     return wall
+
+
+def _engine_in_directory(engine: Any, store: TrajectoryStore, request: EngineRequest, state: SLDState,
+                         launch_dir: str) -> tuple[Any, str | None]:
+    """Engines that run in directories (``VaspEngine``: ``run_root``, ``run_dir_name``) run inside
+    this Firework's launch directory and are seeded with the run directory of the previous evaluation
+    of the trajectory (WAVECAR/CHGCAR chain across Fireworks, recorded as ``engine_run_dir``)."""
+    if not (hasattr(engine, "run_root") and hasattr(engine, "run_dir_name")):
+        return engine, None
+    import copy
+    from pathlib import Path
+
+    local = copy.copy(engine)
+    local.run_root = str(Path(launch_dir) / "engine")
+    previous = store.frames.find_one(
+        {"trajectory": request.trajectory, "kind": {"$in": ["evaluation", "midpoint_evaluation"]},
+         "engine_run_dir": {"$ne": None}, "step": {"$lte": request.step}},
+        {"engine_run_dir": 1, "step": 1, "kind": 1}, sort=[("step", -1), ("kind", -1)],
+    )
+    if previous is not None and hasattr(local, "_last_dir"):
+        local._last_dir = Path(previous["engine_run_dir"])
+    return local, str(Path(local.run_root) / engine.run_dir_name(state))
 
 
 def _previous_launch_dir(store: TrajectoryStore, request: EngineRequest) -> str | None:
