@@ -72,13 +72,13 @@ def _load_faults(cwd: Path) -> list[dict]:
     specs: list[dict] = []
     local = cwd / "FAKE_VASP_FAULTS"
     if local.is_file():
-        specs += json.loads(local.read_text() or "[]")
+        loaded = json.loads(local.read_text() or "[]")
+        specs += [loaded] if isinstance(loaded, dict) else loaded
     env = os.environ.get("SLD_FAKE_VASP_FAULTS")
     if env:
-        text = Path(env).read_text() if Path(env).is_file() else env
-        specs += json.loads(text or "[]")
-    if isinstance(specs, dict):
-        specs = [specs]
+        text = env if env.lstrip().startswith(("[", "{")) else Path(env).read_text()
+        loaded = json.loads(text or "[]")
+        specs += [loaded] if isinstance(loaded, dict) else loaded
     return specs
 
 

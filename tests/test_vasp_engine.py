@@ -1,0 +1,210 @@
+"""VaspEngine + Custodian + ``sld-fake-vasp`` end to end: trajectories agree with the model engine
+driven directly; injected faults are handled (or end the step cleanly and restartably)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import sld_workflows
+from sld_workflows.dynamics.schedules import TemperatureSchedule
+from sld_workflows.dynamics.settings import DynamicsSettings
+from sld_workflows.dynamics.step import advance
+from sld_workflows.engines.model.presets import make_preset
+from sld_workflows.engines.vasp import VaspEngine, VaspRunError
+
+pytestmark = pytest.mark.filterwarnings("ignore:No POTCAR file with matching TITEL")
+CHECKOUT = Path(sld_workflows.__file__).resolve().parents[1]
+
+
+def initial_system():
+    """bcc Fe 2x2x2 (16 atoms), spins tilted and atoms displaced (seeded) so fields and forces are
+    non-trivial (the ferromagnetic ground state has zero fields)."""
+    state, engine = make_preset("bcc_fe", supercell=(2, 2, 2))
+    rng = np.random.default_rng(2026)
+    spins = state.spins + 0.35 * rng.normal(size=state.spins.shape)
+    state = state.replace(spins=spins / np.linalg.norm(spins, axis=1)[:, None],
+                          positions=state.positions + 0.04 * rng.normal(size=state.positions.shape))
+    return state, engine
+
+
+def settings(scheme: str) -> DynamicsSettings:
+    return DynamicsSettings(dt_fs=1.0, alpha=0.1, temperature=TemperatureSchedule.constant(100.0),
+                            ensemble="nvt", friction_per_fs=0.01, spin_scheme=scheme, seed=4242)
+
+
+@pytest.fixture
+def fake_vasp_env(tmp_path, monkeypatch):
+    """The model engine as the stand-in's engine, the checkout on PYTHONPATH, 12-digit fields."""
+    _, engine = initial_system()
+    path = tmp_path / "model_engine.json"
+    path.write_text(engine.to_json())
+    monkeypatch.setenv("SLD_FAKE_VASP_ENGINE", str(path))
+    monkeypatch.setenv("PYTHONPATH", str(CHECKOUT))
+    monkeypatch.setenv("SLD_FAKE_VASP_FIELD_DIGITS", "12")
+    monkeypatch.delenv("SLD_FAKE_VASP_FAULTS", raising=False)
+    return tmp_path
+
+
+def vasp_engine(root: Path, **extra) -> VaspEngine:
+    spec = {"type": "vasp", "rwigs": {"Fe": 1.3}, "lambda": 10.0, "kpoints": [2, 2, 2], "command": ["sld-fake-vasp"],
+            "run_dir": str(root), "polling_time_step_s": 0.05, "monitor_freq": 4, "frozen_timeout_s": 8.0,
+            "incar": {"ENCUT": 450}}
+    spec.update(extra)
+    return VaspEngine.from_spec(spec)
+
+
+def run(state, evaluate, s, steps):
+    ev = evaluate(state)
+    traj = [(state, ev)]
+    for _ in range(steps):
+        state, ev = advance(state, ev, s, evaluate)
+        traj.append((state, ev))
+    return traj
+
+
+def max_dev(a, b):
+    dpos = max(float(np.abs(x.positions - y.positions).max()) for (x, _), (y, _) in zip(a, b, strict=True))
+    dspin = max(float(np.abs(x.spins - y.spins).max()) for (x, _), (y, _) in zip(a, b, strict=True))
+    return dpos, dspin
+
+
+def normalised_midpoint(engine):
+    """VASP imposes only the direction of a SIB midpoint spin s̄: evaluate the model there."""
+
+    def evaluate(state):
+        if not state.unit_spins:
+            n = np.linalg.norm(state.spins, axis=1)
+            unit = np.divide(state.spins, n[:, None], out=np.zeros_like(state.spins), where=n[:, None] > 0)
+            return engine.evaluate(state.replace(spins=unit, unit_spins=True))
+        return engine.evaluate(state)
+
+    return evaluate
+
+
+def test_20_steps_sib_fixed_field_agree_with_model(fake_vasp_env):
+    state, engine = initial_system()
+    s = settings("sib-fixed-field")
+    ref = run(state, engine.evaluate, s, 20)
+    vasp = vasp_engine(fake_vasp_env / "runs")
+    got = run(state, vasp.evaluate, s, 20)
+    dpos, dspin = max_dev(ref, got)
+    print(f"20-step sib-fixed-field: max |dr| = {dpos:.2e} Å, max |ds| = {dspin:.2e}")
+    assert dpos < 1e-6 and dspin < 1e-6
+    # the trajectory really moved (so the comparison is not trivially satisfied)
+    assert np.abs(ref[-1][0].spins - ref[0][0].spins).max() > 1e-2
+    assert np.abs(ref[-1][0].positions - ref[0][0].positions).max() > 1e-3
+    # energies E0 - E_p, forces, stress agree to the printed precision of vasprun.xml (F16.8:
+    # half-unit 5e-9) plus the drift of the two trajectories (positions differ by < 1e-8 Å)
+    for (_, e_ref), (_, e_got) in zip(ref, got, strict=True):
+        assert abs(e_ref.energy_ev - e_got.energy_ev) < 1e-7 * len(state.species)
+        assert np.abs(e_ref.forces_ev_per_a - e_got.forces_ev_per_a).max() <= 2e-8
+        assert np.abs(e_ref.stress_ev_per_a3 - e_got.stress_ev_per_a3).max() <= 2e-8 / 1602.1766208
+    # restart chain: every call after the first was seeded from the previous one, fewer SCF steps
+    infos = [e.info for _, e in got]
+    assert infos[0]["scf_iterations"] == 24 and not infos[0]["restart_chain"]["intact"]
+    assert all(i["restart_chain"]["intact"] and i["scf_iterations"] == 12 for i in infos[1:])
+    assert infos[5]["restart_chain"]["seeded_from"].endswith("step_000004")
+    assert infos[3]["e_p_ev"] > 0 and infos[3]["moment_convention"] == "state"
+
+
+@pytest.mark.slow
+def test_20_steps_full_sib_agree_with_model(fake_vasp_env):
+    state, engine = initial_system()
+    s = settings("sib")
+    ref = run(state, normalised_midpoint(engine), s, 20)
+    vasp = vasp_engine(fake_vasp_env / "runs")
+    got = run(state, vasp.evaluate, s, 20)
+    dpos, dspin = max_dev(ref, got)
+    print(f"20-step sib: max |dr| = {dpos:.2e} Å, max |ds| = {dspin:.2e}")
+    assert dpos < 1e-6 and dspin < 1e-6
+    assert (fake_vasp_env / "runs" / "step_000007_mid" / "OSZICAR").is_file()
+
+
+def test_real_vasp_precision_bound(fake_vasp_env, monkeypatch):
+    """With VASP's own E12.5 field format (mantissa 0.ddddd) each printed P component carries a
+    rounding error of half a unit in the 5th digit: between 5e-6 and 5e-5 of its value depending on
+    the mantissa, so |δB_i| ≤ √3·5e-5·|B_i| per site (the projection P⊥ does not enlarge it)."""
+    monkeypatch.setenv("SLD_FAKE_VASP_FIELD_DIGITS", "5")
+    state, engine = initial_system()
+    ref_ev = engine.evaluate(state)
+    ev = vasp_engine(fake_vasp_env / "runs5").evaluate(state)
+    b = np.linalg.norm(ref_ev.fields_ev_per_mub, axis=1)
+    err = np.linalg.norm(ev.fields_ev_per_mub - ref_ev.fields_ev_per_mub, axis=1)
+    assert np.all(err <= np.sqrt(3) * 5e-5 * b * (1 + 1e-9) + 1e-15)
+    print(f"5-digit fields: max |dB|/|B| = {np.max(err / b):.2e}")
+    assert err.max() > 1e-9  # the 5-digit rounding is visible (this is not a 12-digit run)
+
+
+def test_faults_are_corrected_and_trajectory_completes(fake_vasp_env, monkeypatch):
+    faults = [
+        {"fault": "error", "message": "brmix", "match": "step_000001", "times": 1},
+        {"fault": "unconverged", "match": "step_000002", "times": 1},
+        {"fault": "hang", "match": "step_000003", "times": 1},
+        {"fault": "error", "message": "edddav", "match": "step_000004", "times": 1},
+    ]
+    monkeypatch.setenv("SLD_FAKE_VASP_FAULTS", json.dumps(faults))
+    state, engine = initial_system()
+    s = settings("sib-fixed-field")
+    ref = run(state, engine.evaluate, s, 4)
+    got = run(state, vasp_engine(fake_vasp_env / "runs").evaluate, s, 4)
+    dpos, dspin = max_dev(ref, got)
+    assert dpos < 1e-6 and dspin < 1e-6
+    corr = {k: got[k][1].info["corrections"] for k in range(5)}
+    assert corr[0] == []
+    assert [c["handler"] for c in corr[1]] == ["VaspErrorHandler"] and "brmix" in corr[1][0]["errors"]
+    assert corr[2][0]["handler"] == "UnconvergedErrorHandler"
+    assert corr[2][0]["actions"][0]["action"]["_set"]["ALGO"] == "All"
+    assert corr[3][0]["handler"] == "StaticFrozenJobHandler" and corr[3][0]["errors"] == ["Frozen job"]
+    assert corr[4][0]["handler"] == "VaspErrorHandler" and "edddav" in corr[4][0]["errors"]
+    # BRMIX's first fix keeps the chain; EDDDAV's fix deletes CHGCAR: recorded, never silent
+    assert got[1][1].info["restart_chain"]["intact"]
+    broken = got[4][1].info["restart_chain"]["broken_by"]
+    assert broken and broken[0]["action"]["file"] == "CHGCAR"
+    assert not got[4][1].info["restart_chain"]["intact"]
+    incar2 = (fake_vasp_env / "runs" / "step_000002" / "INCAR").read_text()
+    assert "ALGO = All" in incar2
+
+
+def test_unrecoverable_crash_is_restartable(fake_vasp_env, monkeypatch):
+    state, _ = initial_system()
+    s = settings("sib-fixed-field")
+    root = fake_vasp_env / "runs"
+    clean = run(state, vasp_engine(fake_vasp_env / "clean").evaluate, s, 2)
+    monkeypatch.setenv("SLD_FAKE_VASP_FAULTS", json.dumps([{"fault": "crash", "match": "step_000002", "times": 9}]))
+    engine = vasp_engine(root)
+    st, ev = state, engine.evaluate(state)
+    st, ev = advance(st, ev, s, engine.evaluate)
+    with pytest.raises(VaspRunError) as info:
+        advance(st, ev, s, engine.evaluate)
+    msg = str(info.value)
+    assert "step_000002" in msg and "ConstraintBlockValidator" in msg and "cut off" in msg
+    failed = root / "step_000002"
+    assert (failed / "INCAR").is_file() and (failed / "OSZICAR").is_file()  # left for inspection
+    # remove the fault, rerun the step in a fresh engine (new process after a crash)
+    monkeypatch.delenv("SLD_FAKE_VASP_FAULTS")
+    engine2 = vasp_engine(root)
+    st2, ev2 = advance(st, ev, s, engine2.evaluate)
+    assert (root / "step_000002.prev-1" / "OSZICAR").is_file()
+    assert np.array_equal(st2.positions, clean[2][0].positions) and np.array_equal(st2.spins, clean[2][0].spins)
+    assert np.array_equal(ev2.fields_ev_per_mub, clean[2][1].fields_ev_per_mub)
+    assert np.array_equal(ev2.forces_ev_per_a, clean[2][1].forces_ev_per_a)
+    assert ev2.info["restart_chain"]["seeded_from"].endswith("step_000001")
+
+
+def test_engine_serialises_and_rejects_bad_spec(tmp_path):
+    engine = vasp_engine(tmp_path, moment_convention="M_int", max_errors=3)
+    again = VaspEngine.from_dict(json.loads(engine.to_json()))
+    assert again.as_dict() == engine.as_dict()
+    assert again.custodian.max_errors == 3 and again.input_set.kpoints == (2, 2, 2)
+    from sld_workflows.errors import SpecError
+
+    with pytest.raises(SpecError, match="unknown keys"):
+        VaspEngine.from_spec({"rwigs": {"Fe": 1.3}, "lamda": 3})
+    with pytest.raises(SpecError, match="rwigs"):
+        VaspEngine.from_spec({"lambda": 3})
+    with pytest.raises(SpecError, match="moment_convention"):
+        VaspEngine.from_spec({"rwigs": {"Fe": 1.3}, "moment_convention": "Mint"})
