@@ -37,6 +37,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import bson
+import pymongo.errors
 
 from sld_workflows.errors import SLDError
 
@@ -166,15 +167,17 @@ class TrajectoryStore:
         if kind not in FRAME_KINDS:
             raise StoreError(f"frame kind must be one of {FRAME_KINDS}, got {kind!r}")
         key = {"trajectory": trajectory_id, "step": int(step), "kind": kind}
-        # normalise through BSON (tuples become lists) so a re-write compares equal to what is stored
-        data = bson.decode(bson.encode({"d": data}))["d"]
-        body = {"data": data, **extra, "written_on": _now()}
-        self.check_size({**key, **body}, f"frame {kind} of step {step} of trajectory {trajectory_id}")
-        result = self.frames.update_one(key, {"$setOnInsert": body}, upsert=True)
-        if result.upserted_id is not None:
+        doc = {**key, "data": data, **extra, "written_on": _now()}
+        self.check_size(doc, f"frame {kind} of step {step} of trajectory {trajectory_id}")
+        try:
+            # one round trip; the unique index makes it an atomic "insert if absent"
+            self.frames.insert_one(doc)
             return True
+        except pymongo.errors.DuplicateKeyError:
+            pass
         stored = self.frames.find_one(key, {"data": 1})
-        if stored is None or stored["data"] != data:
+        # compare the BSON bytes: bit-exact floats (-0.0 differs from 0.0), tuples equal lists
+        if stored is None or bson.encode({"d": stored["data"]}) != bson.encode({"d": data}):
             raise FrameConflictError(
                 f"frame {kind} of step {step} of trajectory {trajectory_id} is already stored with "
                 "different data; the stored frame was kept (a step must be a deterministic function "

@@ -119,14 +119,16 @@ class Frames:
         self.store = store
         self.trajectory = trajectory
         self._docs: dict[tuple[int, str], dict[str, Any]] = {}
+        self._fetched: set[int] = set()  # steps whose stored frames are all in _docs (one task's view)
 
     def prefetch(self, steps: list[int]) -> None:
-        missing = [s for s in steps
-                   if not all((self.trajectory, s, k) in _FRAME_CACHE for k in ("state", "evaluation"))]
+        """One query for every stored frame of ``steps`` (absent frames are then known absent)."""
+        missing = [s for s in steps if s not in self._fetched]
         if not missing:
             return
         for doc in self.store.frames.find({"trajectory": self.trajectory, "step": {"$in": missing}}):
             self._docs[(doc["step"], doc["kind"])] = doc
+        self._fetched.update(missing)
 
     def get(self, step: int, kind: str) -> Any:
         key = (self.trajectory, step, kind)
@@ -134,6 +136,8 @@ class Frames:
             return _FRAME_CACHE[key]
         doc = self._docs.get((step, kind))
         if doc is None:
+            if step in self._fetched:
+                return None
             doc = self.store.get_frame(self.trajectory, step, kind)
             if doc is None:
                 return None
@@ -164,6 +168,7 @@ def integrate(
     doc: dict[str, Any],
     max_steps: int | None = None,
     store_intermediates: bool = True,
+    frames: Frames | None = None,
 ) -> tuple[EngineRequest | None, int]:
     """Run the integrator phases as far as the stored frames allow.
 
@@ -176,9 +181,12 @@ def integrate(
     settings = settings_for(doc)
     target = int(doc["steps_requested"])
     n = int(doc.get("steps_done", doc.get("start_step", 0)))
-    frames = Frames(store, tid)
+    frames = frames or Frames(store, tid)
     completed = 0
     while True:
+        if max_steps is not None and completed >= max_steps and completed and n < target:
+            # the next Firework goes on from here: nothing more to read
+            return _peek_request(frames, settings, frames.get(n, "state"), None, n, store_intermediates), completed
         frames.prefetch([n, n + 1])
         state = frames.get(n, "state")
         if state is None:
@@ -222,7 +230,7 @@ def integrate(
         completed += 1
 
 
-def _peek_request(frames: Frames, settings: DynamicsSettings, state: SLDState, evaluation: Evaluation,
+def _peek_request(frames: Frames, settings: DynamicsSettings, state: SLDState, evaluation: Evaluation | None,
                   n: int, store_intermediates: bool) -> EngineRequest:
     """The first engine request of step n → n+1 without computing it (for the next Firework)."""
     if settings.spin_scheme == "sib" and np.any(state.magnetic):
@@ -235,18 +243,19 @@ def evaluate_request(
     doc: dict[str, Any],
     request: EngineRequest,
     launch_dir: str | None = None,
+    frames: Frames | None = None,
 ) -> float:
     """Evaluate the stored input frame of ``request`` and store the result. Returns the engine wall
     time (0 if the result was already stored, e.g. by a run that crashed before finishing its
     Firework). VASP-like engines with ``evaluate_in(state, directory, previous_directory)`` run in
     ``launch_dir`` and get the launch directory of the previous evaluation (WAVECAR/CHGCAR chain)."""
-    frames = Frames(store, request.trajectory)
+    frames = frames or Frames(store, request.trajectory)
     if frames.get(request.step, request.output_kind) is not None:
         return 0.0
     state = frames.get(request.step, request.input_kind)
     if state is None and request.input_kind != "state":
         # merged layout keeps engine inputs in memory only: recompute them (deterministic)
-        integrate(store, doc, store_intermediates=False)
+        integrate(store, doc, store_intermediates=False, frames=frames)
         state = frames.get(request.step, request.input_kind)
     if state is None:
         raise StoreError(

@@ -27,7 +27,7 @@ from fireworks import FiretaskBase, Firework, FWAction, Workflow, explicit_seria
 from sld_workflows.errors import SLDError
 from sld_workflows.store.connection import flush_if_due, guard_launchpad, in_task
 from sld_workflows.store.trajectories import TrajectoryStore, _now
-from sld_workflows.workflows.phases import EngineRequest, evaluate_request, integrate
+from sld_workflows.workflows.phases import EngineRequest, Frames, evaluate_request, integrate
 
 _STORES: dict[int, TrajectoryStore] = {}
 
@@ -83,13 +83,14 @@ class SLDStepTask(FiretaskBase):
         lpad, store = _store(self)
         trajectory = self["trajectory"]
         doc = _claim(store, trajectory, getattr(self, "fw_id", None))
+        frames = Frames(store, trajectory)  # one read of the frames of steps n, n+1 per Firework
         completed = 0
         while True:
-            request, done = integrate(store, doc, max_steps=1 - completed, store_intermediates=False)
+            request, done = integrate(store, doc, max_steps=1 - completed, store_intermediates=False, frames=frames)
             completed += done
             if request is None or completed >= 1:
                 break
-            evaluate_request(store, doc, request)
+            evaluate_request(store, doc, request, frames=frames)
             flush_if_due(lpad)
         doc = store.get_trajectory(trajectory)
         flush_if_due(lpad)
