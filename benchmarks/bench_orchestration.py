@@ -26,17 +26,17 @@ import tempfile
 import time
 from pathlib import Path
 
-from fireworks import Firework, FiretaskBase, FWAction, FWorker, Workflow, explicit_serialize
+from fireworks import FiretaskBase, Firework, FWAction, FWorker, Workflow, explicit_serialize
 from fireworks.core.rocket_launcher import rapidfire
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from sld_workflows.dynamics.settings import DynamicsSettings  # noqa: E402
 from sld_workflows.engines.analytic import ZeemanEngine  # noqa: E402
 from sld_workflows.state import SLDState  # noqa: E402
 from sld_workflows.store.connection import open_session  # noqa: E402
 from sld_workflows.workflows.manage import TrajectoryInput, submit  # noqa: E402
 from sld_workflows.workflows.phases import clear_caches  # noqa: E402
-from sld_workflows.dynamics.settings import DynamicsSettings  # noqa: E402
 
 
 @explicit_serialize
@@ -127,7 +127,8 @@ def main(argv: list[str] | None = None) -> int:
                 r = results[-1]
                 print(f"{r['case']:>16} {layout:>6}: overhead {r['overhead_per_step_ms']:7.2f} ms/step "
                       f"(engine {1e3 * sld['engine_s'] / sld['steps']:.3f} ms/step excluded), "
-                      f"{fw_per_step:.2f} Fireworks/step; trivial chain {r['trivial_per_firework_ms']:6.2f} ms/Firework; "
+                      f"{fw_per_step:.2f} Fireworks/step; "
+                      f"trivial chain {r['trivial_per_firework_ms']:6.2f} ms/Firework; "
                       f"ratio {ratio:.2f} (goal <= 1.5)", flush=True)
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1))
