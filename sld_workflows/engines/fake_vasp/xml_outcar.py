@@ -127,8 +127,15 @@ def outcar_text(
     tables (sphere moments, ``tot`` column), stress ``in kB`` line (XX YY ZZ XY YZ ZX), POSITION /
     TOTAL-FORCE table, TOTEN lines, timing footer (marks a finished run)."""
     out = [" vasp.6.6.0 (sld-fake-vasp emulation: not a VASP run)", "",
+           "   k-points           NKPTS =      1   k-points in BZ     NKDIM =      1   "
+           f"number of bands    NBANDS= {8 * n_ions:6d}",
            f"   number of dos      NEDOS =    301   number of ions     NIONS = {n_ions:6d}",
-           f"   NELM   = {nelm:6d};    NELMIN=  2; NELMDL= -5     # of ELM steps", ""]
+           f"   total plane-waves  NPLWV = {32768:6d}",
+           f"   NELM   = {nelm:6d};    NELMIN=  2; NELMDL= -5     # of ELM steps",
+           "   ISPIN  =      2    spin polarized calculation?",
+           "   LNONCOLLINEAR =      T non collinear calculations",
+           "   IBRION =     -1    ionic relax: 0-MD 1-quasi-New 2-CG",
+           "   NSW    =      0    number of steps for IOM", ""]
     for it in range(1, n_scf + 1):
         out.append(f"{'-' * 41} Iteration      1({it:4d})  {'-' * 39}")
     out.append("")

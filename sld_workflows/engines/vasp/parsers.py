@@ -313,17 +313,26 @@ def penalty_identity(step: IonicStep) -> tuple[float, float]:
     return step.e_p_ev, float(np.sum(step.fields**2) / step.lambda_)
 
 
+def _half_unit_e12_5(x: np.ndarray | float) -> np.ndarray:
+    """Half a unit in the 5th mantissa digit of E12.5 (value printed as 0.ddddd × 10^e)."""
+    a = np.abs(np.asarray(x, dtype=float))
+    e = np.floor(np.log10(np.where(a > 0, a, 1.0))) + 1
+    return np.where(a > 0, 0.5e-5 * 10.0**e, 0.0)
+
+
 def penalty_identity_tolerance(step: IonicStep, rel: float = 0.0) -> float:
-    """Bound on |E_p − Σ|P|²/λ|: printed precision (E_p has 5 significant digits, E12.5; each P
-    component a relative half-unit 5e-6, so Σ|P|² relative 1e-5), a round-off floor, plus
-    ``rel``·E_p. Real VASP needs ``rel`` ≈ 2e-3: in the wiki's 4-ion example E_p = 3.6600e-8 while
-    Σ|P|²/λ = 3.6650e-8 (1.4e-3; E_p and P are evidently not taken from the same density); the
-    stand-in writes them consistently (``rel`` = 0)."""
-    e_p, s = penalty_identity(step)
+    """Bound on |E_p − Σ|P|²/λ|: the printed precision (half a unit in the 5th digit of E_p and of
+    every P component, E12.5), a round-off floor, plus ``rel``·E_p. Real VASP needs ``rel`` ≈ 2e-3:
+    in the wiki's 4-ion example E_p = 3.6600e-8 while Σ|P|²/λ = 3.6650e-8 (1.4e-3; E_p and P are
+    evidently not taken from the same density); the stand-in writes them consistently (``rel`` = 0)."""
+    e_p, _ = penalty_identity(step)
+    printed = float(_half_unit_e12_5(e_p)) + float(
+        np.sum(2 * np.abs(step.fields) * _half_unit_e12_5(step.fields) + _half_unit_e12_5(step.fields) ** 2)
+    ) / step.lambda_
     # round-off floor: when the moments sit on their targets, P is floating-point noise of size
     # ~ε·λ·|MW| and neither side is meaningful below N·λ·(4ε|MW|)² (FeRh sample: ~1e-35 both).
     floor = step.mw.shape[0] * step.lambda_ * (4 * np.finfo(float).eps * np.abs(step.mw).max()) ** 2
-    return (0.5e-5 + rel) * abs(e_p) * 1.0001 + 1.0e-5 * s + floor
+    return (printed + rel * abs(e_p)) * 1.0001 + floor
 
 
 # ------------------------------------------------------------------------------------ vasprun
