@@ -152,7 +152,7 @@ def _base_spec(doc: dict[str, Any], step: int, kind: str, engine: bool) -> dict[
         "sld": {"trajectory": doc["_id"], "step": int(step), "kind": kind},
     }
     options = doc.get("fireworks") or {}
-    category = options.get("engine_category" if engine else "category")
+    category = (options.get("engine_category") or options.get("category")) if engine else options.get("category")
     if category:
         spec["_category"] = category
     if options.get("priority") is not None:
