@@ -75,7 +75,9 @@ def order_parameter_function(preset: str | None):
         return None
 
     def compute(state: SLDState) -> dict[str, float]:
-        return {str(k): float(v) for k, v in order_parameters(preset, state).items()}
+        # temperatures (T_*) are already frame columns of their own (temperature_lattice_k, ...)
+        values = order_parameters(preset, state)
+        return {str(k): float(v) for k, v in values.items() if not str(k).startswith("T_")}
 
     return compute
 

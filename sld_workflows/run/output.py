@@ -40,6 +40,11 @@ RECORD_KEYS = (
 )
 
 
+#: order parameters not plotted (an axis index), and those drawn on a separate right-hand axis
+_NOT_PLOTTED = ("order_c_axis",)
+_OWN_AXIS = ("order_c_over_a",)
+
+
 def spin_temperature_of(state: SLDState, evaluation: Evaluation) -> float | None:
     """Nowak's spin temperature (K) if the engine reports the parallel field, else ``None``."""
     if evaluation.field_parallel_ev_per_mub is None or not np.any(state.magnetic):
@@ -217,7 +222,9 @@ def plot_run(frames_or_records: Sequence[Any], png_path: str | os.PathLike, titl
             return None
         return np.array([np.nan if v is None else v for v in values], dtype=float)
 
-    order_keys = sorted({k for r in records for k in r if k.startswith("order_")})
+    order_keys = sorted({k for r in records for k in r if k.startswith("order_")} - set(_NOT_PLOTTED)
+                        - set(_OWN_AXIS))
+    own_axis_keys = sorted({k for r in records for k in r if k in _OWN_AXIS})
     fig = Figure(figsize=(7.5, 8.0), layout="constrained")
     FigureCanvasAgg(fig)
     ax_e, ax_t, ax_o = fig.subplots(3, 1, sharex=True)
@@ -239,8 +246,15 @@ def plot_run(frames_or_records: Sequence[Any], png_path: str | os.PathLike, titl
     for i, key in enumerate(order_keys):
         ax_o.plot(t, series(key), color=f"C{i}", label=key.removeprefix("order_"))
     if order_keys:
-        ax_o.legend(loc="best", fontsize="small")
-    else:
+        ax_o.legend(loc="upper left", fontsize="small")
+    if own_axis_keys:
+        # quantities near 1 that vary by ~1e-3 (c/a) get their own axis on the right
+        twin = ax_o.twinx()
+        for j, key in enumerate(own_axis_keys):
+            twin.plot(t, series(key), "--", color=f"C{len(order_keys) + j}", label=key.removeprefix("order_"))
+        twin.set_ylabel(", ".join(k.removeprefix("order_") for k in own_axis_keys))
+        twin.legend(loc="upper right", fontsize="small")
+    elif not order_keys:
         ax_o.text(0.5, 0.5, "no order parameter for this system", ha="center", va="center",
                   transform=ax_o.transAxes)
     ax_o.set_ylabel("order parameter")

@@ -158,6 +158,15 @@ def _preset_name(value: Any, key: str) -> str:
     return name
 
 
+def _preset_error_key(key: str) -> str:
+    """Where a ``make_preset`` error key (``overrides.dmi.scale``, ``supercell``) lives in a run spec."""
+    if key.startswith(("overrides", "external_field_ev_per_mub")):
+        return f"engine.{key}"
+    if key.startswith(("supercell", "preset")):
+        return f"structure.{key}"
+    return key or "structure.preset"
+
+
 # ------------------------------------------------------------------------------- normalisation
 def _normalise_structure(raw: Any, base_dir: Path | None) -> dict[str, Any]:
     d = _mapping(raw, "structure")
@@ -417,6 +426,8 @@ class RunSpec(MSONable):
                     overrides=(e["overrides"] or None) if model else None,
                     external_field_ev_per_mub=e["external_field_ev_per_mub"] if model else None,
                 )
+            except SpecError as exc:
+                raise _err(_preset_error_key(exc.key), exc.reason) from exc
             except (ValueError, KeyError, TypeError) as exc:
                 key = "engine.overrides" if model and e["overrides"] else "structure.preset"
                 message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc

@@ -1,0 +1,272 @@
+"""Run spec: schema validation (one clear line naming the key), normalisation, exact round trip,
+reproducible initial states, and every shipped example file."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from monty.json import MontyDecoder, MontyEncoder
+from pymatgen.core import Lattice, Structure
+
+from sld_workflows.dynamics.lattice import kinetic_temperature_k
+from sld_workflows.dynamics.rng import Stream, generator
+from sld_workflows.dynamics.settings import DynamicsSettings
+from sld_workflows.errors import SpecError
+from sld_workflows.run import spec as spec_module
+from sld_workflows.run.local import run_local
+from sld_workflows.run.spec import RunSpec, load_spec, maxwell_boltzmann_velocities
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+#: Example files the brief asks for, and the preset each must use.
+EXPECTED_EXAMPLES = {
+    "bcc_fe.yaml": "bcc_fe",
+    "cri3_monolayer.yaml": "cri3_monolayer",
+    "cd2os2o7.yaml": "cd2os2o7",
+    "mgcr2o4_anneal.yaml": "mgcr2o4",
+    "bifeo3.yaml": "bifeo3",
+    "bifeo3_80.yaml": "bifeo3_2x2x2",  # the 80-atom BiFeO3 cell
+}
+
+
+def presets_available() -> bool:
+    try:
+        from sld_workflows.engines.model import presets  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+@pytest.fixture()
+def poscar(tmp_path: Path) -> Path:
+    """bcc Fe 2x2x2 conventional cells: 16 sites, nearest neighbours at 2.482 Å."""
+    s = Structure.from_spacegroup("Im-3m", Lattice.cubic(2.8665), ["Fe"], [[0, 0, 0]])
+    s.make_supercell([2, 2, 2])
+    path = tmp_path / "POSCAR"
+    s.to(filename=str(path), fmt="poscar")
+    return path
+
+
+@pytest.fixture()
+def raw(poscar: Path) -> dict:
+    return {
+        "name": "tiny-fe",
+        "structure": {"file": str(poscar), "moments": {"Fe": 2.2}},
+        "spins": {"init": "random"},
+        "velocities": {"temperature_k": 300.0},
+        "engine": {"kind": "analytic", "heisenberg": {"j_ev": 0.04, "cutoff_a": 2.6},
+                   "harmonic": {"spring_ev_per_a2": 2.0}},
+        "dynamics": {"dt_fs": 0.5, "steps": 4, "ensemble": "nvt", "temperature": 300, "alpha": 0.1, "seed": 11},
+        "output": {"every": 2},
+    }
+
+
+# ------------------------------------------------------------------------------ valid specs
+def test_valid_spec_fills_defaults_and_builds_settings(raw):
+    spec = load_spec(raw)
+    assert spec.name == "tiny-fe"
+    assert spec.steps == 4 and spec.output_every == 2
+    assert isinstance(spec.dynamics, DynamicsSettings)
+    assert spec.dynamics.dt_fs == 0.5 and spec.dynamics.seed == 11 and spec.dynamics.ensemble == "nvt"
+    assert spec.dynamics.temperature(123.0) == 300.0
+    # defaults written out explicitly, equal to DynamicsSettings' own defaults
+    d = spec.spec["dynamics"]
+    assert d["spin_scheme"] == DynamicsSettings(dt_fs=1.0).spin_scheme == "sib"
+    assert d["friction_per_fs"] == DynamicsSettings(dt_fs=1.0).friction_per_fs
+    state = spec.build_initial_state()
+    assert state.n_sites == 16 and np.all(state.moments == 2.2)
+    assert np.allclose(np.linalg.norm(state.spins, axis=1), 1.0, atol=1e-12)
+    evaluation = spec.build_engine().evaluate(state)
+    assert evaluation.forces_ev_per_a.shape == (16, 3)
+
+
+def test_round_trip_is_exact_and_json_safe(raw):
+    raw["dynamics"]["temperature"] = {"ramp": {"start_k": 50, "end_k": 5, "duration_fs": 100}}
+    spec = load_spec(raw)
+    d = spec.as_dict()
+    again = RunSpec.from_dict(d)
+    assert again.as_dict() == d
+    assert again == spec
+    decoded = json.loads(json.dumps(spec, cls=MontyEncoder), cls=MontyDecoder)
+    assert isinstance(decoded, RunSpec) and decoded.as_dict() == d
+    assert decoded.dynamics == spec.dynamics
+    assert decoded.build_initial_state().same_as(spec.build_initial_state())
+
+
+def test_relative_structure_file_is_resolved_against_the_spec_file(raw, poscar, tmp_path):
+    raw["structure"]["file"] = "POSCAR"
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    spec = load_spec(path)
+    assert spec.spec["structure"]["file"] == str(poscar.resolve())
+
+
+def test_random_spins_come_from_the_initial_stream_of_the_seed(raw):
+    spec = load_spec(raw)
+    expected = generator(11, 0, Stream.INITIAL).standard_normal((16, 3))
+    expected /= np.linalg.norm(expected, axis=1)[:, None]
+    assert np.allclose(spec.build_initial_state().spins, expected, rtol=0, atol=1e-15)
+    again = load_spec(copy.deepcopy(raw)).build_initial_state()
+    assert np.array_equal(again.spins, spec.build_initial_state().spins)
+    assert np.array_equal(again.velocities, spec.build_initial_state().velocities)
+    raw["dynamics"]["seed"] = 12
+    other = load_spec(raw).build_initial_state()
+    assert not np.allclose(other.spins, again.spins)
+    assert not np.allclose(other.velocities, again.velocities)
+
+
+def test_ferro_and_given_spins(raw):
+    raw["spins"] = {"init": "ferro", "direction": [1, 1, 0]}
+    state = load_spec(raw).build_initial_state()
+    assert np.allclose(state.spins, np.array([1, 1, 0]) / np.sqrt(2), atol=1e-15)
+    values = [[0, 0, 1 if i % 2 == 0 else -1] for i in range(16)]
+    raw["spins"] = {"init": "given", "values": values}
+    state = load_spec(raw).build_initial_state()
+    assert np.array_equal(state.spins, np.array(values, dtype=float))
+
+
+def test_maxwell_boltzmann_velocities_statistics():
+    """N = 20000 Fe atoms: the kinetic temperature has relative s.d. sqrt(2/(3N)) = 0.58 %; allow 4 s.d.
+    The centre-of-mass momentum is removed to round-off."""
+    n, t = 20000, 300.0
+    masses = np.full(n, 55.845)
+    v = maxwell_boltzmann_velocities(masses, t, seed=5)
+    assert np.abs(masses @ v).max() < 1e-9 * np.abs(masses[:, None] * v).sum(axis=0).max()
+    expected = t * (n - 1) / n
+    assert abs(kinetic_temperature_k(v, masses) - expected) < 4 * np.sqrt(2 / (3 * n)) * expected
+    assert np.array_equal(v, maxwell_boltzmann_velocities(masses, t, seed=5))
+
+
+def test_with_steps_changes_only_steps(raw):
+    spec = load_spec(raw)
+    longer = spec.with_steps(40)
+    assert longer.steps == 40 and spec.steps == 4
+    assert longer.dynamics == spec.dynamics
+    assert longer.build_initial_state() is spec.build_initial_state()
+
+
+# ------------------------------------------------------------------------------ invalid specs
+def _set(d: dict, dotted: str, value) -> None:
+    *path, last = dotted.split(".")
+    for k in path:
+        d = d[k]
+    if value is _DELETE:
+        del d[last]
+    else:
+        d[last] = value
+
+
+_DELETE = object()
+
+BAD_CASES = [
+    # (dotted key to change, new value, expected key in the message, expected reason text)
+    ("dynamics.dt_fs", _DELETE, "dynamics.dt_fs", "missing (required)"),
+    ("dynamics.dt_fs", "fast", "dynamics.dt_fs", "must be a number, got str 'fast'"),
+    ("dynamics.dt_fs", -0.5, "dynamics.dt_fs", "must be > 0, got -0.5"),
+    ("dynamics.steps", 2.5, "dynamics.steps", "must be an integer, got float 2.5"),
+    ("dynamics.temprature", 300, "dynamics.temprature", "unknown key (did you mean 'temperature'?"),
+    ("dynamics.ensemble", "nvtt", "dynamics.ensemble", "unknown value 'nvtt' (did you mean 'nvt'?"),
+    ("dynamics.temperature", {"ramp": {"start_k": 50}}, "dynamics.temperature", "ramp needs start_k, end_k"),
+    ("dynamics.seed", -1, "dynamics.seed", "must be >= 0, got -1"),
+    ("output.every", 0, "output.every", "must be >= 1, got 0"),
+    ("outptu", {"every": 1}, "outptu", "unknown key (did you mean 'output'?"),
+    ("name", _DELETE, "name", "missing (required)"),
+    ("structure.moments", {"Fe": 0.0}, "structure.moments", "no magnetic sites: every moment is 0"),
+    ("structure.moments", {"Co": 1.0}, "structure.moments", "species ['Co'] not in the structure"),
+    ("structure.file", "no/such/POSCAR", "structure.file", "file not found"),
+    ("spins.values", [[0, 0, 1]] * 3, "spins.values", "only used with init: given"),
+    ("spins", {"init": "given", "values": [[0, 0, 1]] * 3}, "spins.values",
+     "expected 16 rows of [x, y, z] (one per site), got 3 rows"),
+    ("spins", {"init": "given", "values": [[0, 0]] * 16}, "spins.values[0]", "must be a list of 3 numbers"),
+    ("spins.init", "randm", "spins.init", "unknown value 'randm' (did you mean 'random'?"),
+    ("velocities.temperature_k", -5, "velocities.temperature_k", "must be >= 0, got -5"),
+    ("engine.kind", "lammps", "engine.kind", "unknown value 'lammps'"),
+    ("engine.kind", "model", "engine.kind", "the model engine needs structure.preset"),
+    ("engine.heisenberg.cutoff_a", 1.0, "engine.heisenberg.cutoff_a", "no pair of magnetic sites is closer"),
+    ("engine.heisenberg.j_eV", 0.1, "engine.heisenberg.j_eV", "unknown key (did you mean 'j_ev'?"),
+    ("dynamics.ensemble", "npt", "dynamics.ensemble", "npt needs an engine that returns stress"),
+]
+
+
+@pytest.mark.parametrize(("where", "value", "key", "reason"), BAD_CASES, ids=[c[0] + "-" + c[2] for c in BAD_CASES])
+def test_bad_spec_gives_one_line_naming_the_key_and_writes_nothing(raw, tmp_path, where, value, key, reason):
+    _set(raw, where, value)
+    with pytest.raises(SpecError) as info:
+        load_spec(raw)
+    message = str(info.value)
+    assert info.value.key == key
+    assert message.startswith(f"{key}: "), message
+    assert reason in message, message
+    assert "\n" not in message
+    out = tmp_path / "never"
+    with pytest.raises(SpecError):
+        run_local(raw, out, progress=False)
+    assert not out.exists()
+
+
+def test_unknown_preset_names_the_preset_key(raw):
+    raw["structure"] = {"preset": "bcc_fee", "supercell": [1, 1, 1]}
+    raw["engine"] = {"kind": "model"}
+    with pytest.raises(SpecError) as info:
+        load_spec(raw)
+    assert info.value.key == "structure.preset"
+    if presets_available():
+        assert "unknown preset 'bcc_fee' (did you mean 'bcc_fe'?" in str(info.value)
+    else:
+        assert "the model presets are not available" in str(info.value)
+
+
+def test_bad_yaml_names_the_line(tmp_path):
+    path = tmp_path / "broken.yaml"
+    path.write_text("name: x\ndynamics: {dt_fs: 0.1, steps: [\n")
+    with pytest.raises(SpecError) as info:
+        load_spec(path)
+    assert "not valid YAML (line" in str(info.value) and "\n" not in str(info.value)
+    path.write_text("- just\n- a list\n")
+    with pytest.raises(SpecError, match="the spec must be a mapping of sections, got list"):
+        load_spec(path)
+    with pytest.raises(SpecError, match="spec file not found"):
+        load_spec(tmp_path / "absent.yaml")
+
+
+# ------------------------------------------------------------------------------ examples
+def test_examples_exist_and_validate(monkeypatch):
+    """Every example loads and validates. With the model presets installed, each builds its state and
+    engine and evaluates the initial state once. Without them, every section except the preset lookup
+    is validated (preset names are then checked against the expected list) -- reported, not skipped."""
+    files = sorted(p.name for p in EXAMPLES.glob("*.yaml"))
+    assert set(EXPECTED_EXAMPLES) <= set(files), files
+    assert (EXAMPLES / "README.md").is_file()
+    readme = (EXAMPLES / "README.md").read_text()
+    for name in files:
+        assert name in readme, f"examples/README.md does not describe {name}"
+    raws = {name: yaml.safe_load((EXAMPLES / name).read_text()) for name in files}
+    for name, preset in EXPECTED_EXAMPLES.items():
+        if preset is not None:
+            assert raws[name]["structure"]["preset"] == preset, name
+    anneal = raws["mgcr2o4_anneal.yaml"]["dynamics"]
+    assert anneal["ensemble"] == "npt"
+    assert anneal["temperature"]["ramp"]["start_k"] == 50 and anneal["temperature"]["ramp"]["end_k"] == 5
+    if presets_available():
+        for name in files:
+            spec = load_spec(EXAMPLES / name)
+            state = spec.build_initial_state()
+            evaluation = spec.build_engine().evaluate(state)
+            assert evaluation.n_sites == state.n_sites and np.isfinite(evaluation.energy_ev), name
+            assert np.any(state.magnetic), name
+        from sld_workflows.engines.model.presets import PRESET_NAMES
+
+        bifeo3_80 = load_spec(EXAMPLES / "bifeo3_80.yaml")
+        assert bifeo3_80.preset in PRESET_NAMES and bifeo3_80.build_initial_state().n_sites == 80
+    else:
+        class FakePresets:
+            PRESET_NAMES = tuple({raws[n]["structure"]["preset"] for n in files})
+
+        monkeypatch.setattr(spec_module, "_presets_module", lambda key: FakePresets)
+        for name in files:
+            normalised = spec_module.normalise(raws[name], EXAMPLES)
+            assert normalised["engine"]["kind"] == "model", name
