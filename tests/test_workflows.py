@@ -79,6 +79,14 @@ def test_plain_rlaunch_rapidfire_gives_same_frames(sld_backend, tmp_path, capsys
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     _assert_matches_reference(sld_backend, tid, reference_frames(spec))
+    # lpad sees the same LaunchPad
+    lpad = subprocess.run(
+        [sys.executable, "-c", "import sys; from fireworks.scripts.lpad_run import lpad; sys.exit(lpad())",
+         *sld_backend.rlaunch_args(), "get_fws", "-s", "COMPLETED", "-d", "count"],
+        cwd=run_dir, env=sld_backend.env(), capture_output=True, text=True, timeout=120,
+    )
+    assert lpad.returncode == 0, lpad.stderr[-2000:]
+    assert lpad.stdout.strip().splitlines()[-1] == "3"
     if sld_backend.embedded:  # the SLD task took the lock and saved atomically: no lock owner left
         assert (sld_backend.project / "launchpad.json.lock").read_text() == ""
 

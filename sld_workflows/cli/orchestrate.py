@@ -109,6 +109,10 @@ def cmd_worker(args: argparse.Namespace) -> int:
         else:
             launch_dir = os.getcwd()
         os.makedirs(launch_dir, exist_ok=True)
+        stuck = session.lpad.get_fw_ids({"spec.sld": {"$exists": True}, "state": "RUNNING"})
+        if stuck and session.embedded:  # nobody else can be running them: we hold the store's lock
+            print(f"warning: {len(stuck)} SLD Firework(s) {stuck[:5]} are RUNNING from a worker that died; "
+                  "run `sld recover` to rerun them", file=sys.stderr)
         cwd = os.getcwd()
         try:
             rapidfire(session.lpad, fworker, m_dir=os.path.abspath(launch_dir), nlaunches=args.nlaunches,
