@@ -226,3 +226,33 @@ def test_plot_run_draws_order_parameters_from_records(tmp_path):
     assert path.stat().st_size > 10_000
     with pytest.raises(ValueError, match="no frames"):
         plot_run([], tmp_path / "empty.png")
+
+
+def test_model_preset_run_matches_loop_and_records_order_parameters(tmp_path):
+    raw = {
+        "name": "fe-model",
+        "structure": {"preset": "bcc_fe", "supercell": [2, 2, 2]},
+        "spins": {"init": "random"},
+        "velocities": {"temperature_k": 300},
+        "engine": {"kind": "model"},
+        "dynamics": {"dt_fs": 0.1, "steps": 10, "ensemble": "npt", "temperature": 300, "alpha": 0.1, "seed": 3},
+        "output": {"every": 5},
+    }
+    result = run_local(raw, tmp_path / "out", progress=False)
+    expected = reference_frames(raw)
+    assert_frames_match(result.trajectory_path, expected)
+    frames = ase.io.read(result.trajectory_path, index=":")
+    assert np.allclose(frames[-1].get_stress(voigt=False), expected[-1][1].stress_ev_per_a3, rtol=0, atol=1e-15)
+    assert not np.array_equal(expected[-1][0].cell, expected[0][0].cell)  # npt moved the cell
+    summary = json.loads(result.summary_path.read_text())
+    try:
+        from sld_workflows.analysis.order import order_parameters
+    except ImportError:
+        assert summary["order_parameters_available"] is False
+        assert not any(k.startswith("order_") for k in frames[0].info)
+    else:
+        assert summary["order_parameters_available"] is True
+        for atoms, (state, _) in zip(frames, expected, strict=True):
+            values = order_parameters("bcc_fe", state)
+            assert atoms.info["order_m_z"] == values["m_z"] and atoms.info["order_m"] == values["m"]
+        assert summary["final"]["order_parameters"]["m_z"] == order_parameters("bcc_fe", expected[-1][0])["m_z"]

@@ -270,3 +270,55 @@ def test_examples_exist_and_validate(monkeypatch):
         for name in files:
             normalised = spec_module.normalise(raws[name], EXAMPLES)
             assert normalised["engine"]["kind"] == "model", name
+
+
+# ------------------------------------------------------------------------------ engines
+def test_vasp_engine_is_built_lazily_from_the_engine_section(raw):
+    from sld_workflows.engines.vasp import VaspEngine
+
+    raw["engine"] = {"kind": "vasp", "rwigs": {"Fe": 1.3}, "command": "sld-fake-vasp", "lambda": 5}
+    raw["dynamics"]["spin_scheme"] = "sib-fixed-field"
+    engine = load_spec(raw).build_engine()
+    assert isinstance(engine, VaspEngine)
+    assert engine.command == ("sld-fake-vasp",) and engine.input_set.lambda_ == 5.0
+    raw["engine"] = {"kind": "vasp", "command": "sld-fake-vasp"}
+    with pytest.raises(SpecError, match=r"^engine\.rwigs: required"):
+        load_spec(raw)
+    raw["engine"] = {"kind": "vasp", "rwigs": {"Fe": 1.3}, "command": ""}
+    with pytest.raises(SpecError, match=r"^engine\.command: empty VASP command$"):
+        load_spec(raw)
+
+
+MODEL_BAD_CASES = [
+    ({"overrides": {"dmi": {"scal": 0.5}}}, "engine.overrides.dmi.scal", "unknown key"),
+    ({"overrides": {"magic": {"enabled": False}}}, "engine.overrides.magic", "unknown term group"),
+    ({"external_field_ev_per_mub": [0, 1]}, "engine.external_field_ev_per_mub", "must be a list of 3 numbers"),
+    ({"preset": "bifeo3"}, "engine.preset", "'bifeo3' differs from structure.preset 'bcc_fe'"),
+    ({"heisenberg": {"j_ev": 0.1, "cutoff_a": 3}}, "engine.heisenberg", "unknown key"),
+]
+
+
+@pytest.mark.parametrize(("engine", "key", "reason"), MODEL_BAD_CASES, ids=[c[1] for c in MODEL_BAD_CASES])
+def test_model_engine_errors_name_the_spec_key(raw, tmp_path, engine, key, reason):
+    assert presets_available(), "the model presets (sld_workflows.engines.model.presets) must be importable"
+    raw["structure"] = {"preset": "bcc_fe", "supercell": [2, 2, 2]}
+    raw["engine"] = {"kind": "model", **engine}
+    with pytest.raises(SpecError) as info:
+        run_local(raw, tmp_path / "never", progress=False)
+    assert info.value.key == key and reason in str(info.value) and "\n" not in str(info.value)
+    assert str(info.value).startswith(key + ": ")
+    assert not (tmp_path / "never").exists()
+
+
+def test_model_preset_spec_builds_state_and_engine(raw):
+    raw["structure"] = {"preset": "bcc_fe", "supercell": 2}
+    raw["engine"] = {"kind": "model", "external_field_ev_per_mub": [0, 0, 0.01]}
+    spec = load_spec(raw)
+    assert spec.spec["structure"]["supercell"] == [2, 2, 2] and spec.preset == "bcc_fe"
+    state = spec.build_initial_state()
+    assert state.n_sites == 16 and np.all(state.moments == 2.2)
+    # random spins from the INITIAL stream, as for a file structure
+    expected = generator(11, 0, Stream.INITIAL).standard_normal((16, 3))
+    assert np.allclose(state.spins, expected / np.linalg.norm(expected, axis=1)[:, None], rtol=0, atol=1e-15)
+    evaluation = spec.build_engine().evaluate(state)
+    assert evaluation.stress_ev_per_a3 is not None and evaluation.field_parallel_ev_per_mub is not None

@@ -502,10 +502,12 @@ class RunSpec(MSONable):
             except ImportError as exc:
                 raise _err("engine.kind",
                            f"the VASP engine is not available (sld_workflows.engines.vasp: {exc})") from exc
+            section = {k: copy.deepcopy(v) for k, v in e.items() if k != "kind"}
             try:
-                return VaspEngine.from_spec(copy.deepcopy(e))
-            except SpecError:
-                raise
+                return VaspEngine.from_spec(section)
+            except SpecError as exc:
+                key = exc.key if exc.key.startswith("engine") else _join("engine", exc.key)
+                raise _err(key, exc.reason) from exc
             except (ValueError, KeyError, TypeError) as exc:
                 message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
                 raise _err("engine", str(message)) from exc
