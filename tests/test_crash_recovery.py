@@ -176,3 +176,33 @@ def test_sigterm_saves_embedded_store(tmp_path, capsys, sld_backend):
     assert main(["recover", *sld_backend.args]) == 0
     assert main(["worker", *sld_backend.args]) == 0
     _check_exact(sld_backend, specs)
+
+
+def test_recover_on_a_server_uses_worker_pid_and_heartbeat(sld_backend, tmp_path, capsys):
+    """The non-embedded rule (no store lock to rely on): a RUNNING Firework is rerun only if its
+    worker process is gone (or its heartbeat expired); a live worker's Firework is left alone."""
+    import os
+
+    from sld_workflows.store.connection import Session
+    from sld_workflows.workflows.manage import recover
+
+    specs = _submit_pair(sld_backend, tmp_path, 50, capsys)
+    mode = "flush" if sld_backend.embedded else "write"
+    assert _crash_worker(sld_backend, tmp_path, mode, 3) == -signal.SIGKILL
+    with sld_backend.open() as session:
+        server_view = Session(session.lpad, None, "as if a MongoDB server")  # pid/heartbeat rules
+        running = session.lpad.get_fw_ids({"spec.sld": {"$exists": True}, "state": "RUNNING"})
+        assert len(running) == 1
+        tid = session.store.trajectory_of_firework(running[0])
+        dead_worker = session.store.get_trajectory(tid)["worker"]
+        # pretend the worker is alive (this test process): nothing is rerun before the heartbeat expires
+        session.store.update_trajectory(tid, worker={**dead_worker, "pid": os.getpid(), "since": time.time()})
+        assert recover(server_view)["rerun"] == []
+        assert session.lpad.get_fw_ids({"state": "RUNNING"}) == running
+        # the recorded worker is dead: rerun now
+        session.store.update_trajectory(tid, worker=dead_worker)
+        assert recover(server_view)["rerun"] == running
+        assert session.lpad.get_fw_ids({"fw_id": running[0], "state": "READY"}) == running
+    clear_caches()
+    assert main(["worker", *sld_backend.args]) == 0
+    _check_exact(sld_backend, specs)
