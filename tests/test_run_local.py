@@ -256,3 +256,28 @@ def test_model_preset_run_matches_loop_and_records_order_parameters(tmp_path):
             values = order_parameters("bcc_fe", state)
             assert atoms.info["order_m_z"] == values["m_z"] and atoms.info["order_m"] == values["m"]
         assert summary["final"]["order_parameters"]["m_z"] == order_parameters("bcc_fe", expected[-1][0])["m_z"]
+
+
+def test_frames_name_the_spin_scheme(raw, tmp_path):
+    result = run_local(raw, tmp_path / "out", progress=False)
+    assert {a.info["spin_scheme"] for a in ase.io.read(result.trajectory_path, index=":")} == {"sib"}
+
+
+def test_progress_bar_only_on_a_terminal(monkeypatch):
+    import io
+
+    from sld_workflows.run.local import _progress_bar
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    monkeypatch.setattr("sys.stderr", io.StringIO())
+    assert _progress_bar(10, True, "x").disable  # not a TTY
+    terminal = Terminal()
+    monkeypatch.setattr("sys.stderr", terminal)
+    assert _progress_bar(10, False, "x").disable  # progress=False
+    with _progress_bar(10, True, "run-name") as bar:
+        assert not bar.disable
+        bar.update(10)
+    assert "run-name" in terminal.getvalue() and "10/10" in terminal.getvalue()

@@ -145,7 +145,8 @@ def run_local(
     records: list[dict[str, float]] = []
 
     def extra_info(s: SLDState) -> dict[str, Any]:
-        info: dict[str, Any] = {"temperature_bath_k": settings.temperature(s.time_fs)}
+        info: dict[str, Any] = {"temperature_bath_k": settings.temperature(s.time_fs),
+                                "spin_scheme": settings.spin_scheme}
         if orders is not None:
             info.update({f"order_{k}": v for k, v in orders(s).items()})
         return info

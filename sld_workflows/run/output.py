@@ -9,8 +9,8 @@ Frame layout (one ``ase.Atoms`` per stored step, written with ``ase.io.write(for
   ``field_parallel_ev_per_mub`` when the engine reports it;
 - header (``info``): ``energy`` (eV, via the calculator), ``stress`` if any, ``time_fs``, ``step``,
   ``temperature_lattice_k``, ``temperature_spin_k`` (Nowak estimator, only when the engine gives the
-  parallel field), plus whatever the driver passes in ``extra_info`` (bath temperature,
-  ``order_<name>`` order parameters).
+  parallel field), plus whatever the driver passes in ``extra_info`` (``run_local``: bath temperature,
+  ``spin_scheme``, ``order_<name>`` order parameters).
 
 Precision: ASE writes per-atom float columns with ``%16.8f`` (8 decimals) and header scalars with
 Python's ``repr`` (exact). ``final_state.json`` next to the trajectory keeps the last state exactly.
