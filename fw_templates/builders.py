@@ -64,7 +64,7 @@ def static_constrained_batch(
         d = copy.deepcopy(base)
         d["dynamics"]["steps"] = 0
         d["dynamics"]["seed"] = int(seed)
-        d.setdefault("spins", {})["init"] = "random"
+        d["spins"] = {"init": "random"}  # random directions drawn from the seed
         d["name"] = f"{base.get('name', 'static')}-s{seed}"
         inputs.append(load_input(d))
     return [submit(session, inp, layout=layout) for inp in inputs]
