@@ -281,3 +281,37 @@ def test_progress_bar_only_on_a_terminal(monkeypatch):
         assert not bar.disable
         bar.update(10)
     assert "run-name" in terminal.getvalue() and "10/10" in terminal.getvalue()
+
+
+class _FailingEngine:
+    """Wraps an engine and raises on its ``at``-th call (an engine crash mid-run)."""
+
+    def __init__(self, engine, at: int) -> None:
+        self.engine, self.at, self.calls = engine, at, 0
+
+    def evaluate(self, state):
+        self.calls += 1
+        if self.calls == self.at:
+            raise RuntimeError("engine crashed")
+        return self.engine.evaluate(state)
+
+    def as_dict(self):
+        return self.engine.as_dict()
+
+
+def test_engine_failure_keeps_outputs_and_reraises(raw, tmp_path):
+    spec = load_spec(raw)
+    state, engine = spec.build_initial_state(), spec.build_engine()
+    spec._built = (state, _FailingEngine(engine, at=1 + 2 * 6 + 2))  # during step 7
+    with pytest.raises(RuntimeError, match="engine crashed"):
+        run_local(spec, tmp_path / "out", progress=False)
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["error"] == "RuntimeError: engine crashed" and summary["steps_completed"] == 6
+    assert [a.info["step"] for a in ase.io.read(tmp_path / "out" / "trajectory.extxyz", index=":")] == [0, 3, 6]
+    saved = SLDState.from_dict(json.loads((tmp_path / "out" / "final_state.json").read_text()))
+    assert saved.step == 6
+    # an engine that fails on the initial state writes nothing
+    spec._built = (state, _FailingEngine(engine, at=1))
+    with pytest.raises(RuntimeError):
+        run_local(spec, tmp_path / "never", progress=False)
+    assert not (tmp_path / "never").exists()

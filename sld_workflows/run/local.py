@@ -8,7 +8,9 @@ Files in ``out_dir``:
 - ``overview.png`` — energy, temperatures and order parameters against time.
 
 Ctrl-C (SIGINT) stops after the step in progress; the frames written so far, the summary (marked
-``interrupted``) and the plot are kept. A second Ctrl-C aborts at once.
+``interrupted``) and the plot are kept. A second Ctrl-C aborts at once. If the engine fails during a
+step, the outputs up to the last completed step are written (summary ``error``) and the exception is
+re-raised.
 """
 
 from __future__ import annotations
@@ -129,12 +131,6 @@ def run_local(
     steps, every = spec.steps, spec.output_every
     orders = order_parameter_function(spec.preset)
 
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    paths = {name: out / name for name in OUTPUT_NAMES}
-    for name in (PLOT_NAME, SUMMARY_NAME, FINAL_STATE_NAME):
-        paths[name].unlink(missing_ok=True)
-
     engine_calls = 0
 
     def evaluate(s: SLDState) -> Evaluation:
@@ -152,8 +148,14 @@ def run_local(
         return info
 
     started = time.perf_counter()
-    evaluation = evaluate(state)
+    evaluation = evaluate(state)  # before creating out_dir: an engine that cannot start writes nothing
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {name: out / name for name in OUTPUT_NAMES}
+    for name in (PLOT_NAME, SUMMARY_NAME, FINAL_STATE_NAME):
+        paths[name].unlink(missing_ok=True)
     interrupted = False
+    error: Exception | None = None
     completed = 0
     with TrajectoryWriter(paths[TRAJECTORY_NAME]) as writer, _InterruptFlag() as flag, \
             _progress_bar(steps, progress, spec.name) as bar:
@@ -176,6 +178,8 @@ def run_local(
                 bar.update(1)
         except KeyboardInterrupt:
             interrupted = True
+        except Exception as exc:  # engine failure: keep what is written, record it, then re-raise
+            error = exc
     wall = time.perf_counter() - started
 
     paths[FINAL_STATE_NAME].write_text(json.dumps(state.as_dict()) + "\n")
@@ -212,8 +216,13 @@ def run_local(
         engine_calls=engine_calls,
         order_parameters_available=orders is not None,
         final=final,
+        error=None if error is None else f"{type(error).__name__}: {error}",
         files={name: name for name in OUTPUT_NAMES if name != PLOT_NAME or plot_path is not None},
     )
+    if error is not None:
+        print(f"run failed after {completed} of {steps} steps: wrote {writer.frames_written} frames, "
+              f"summary and plot to {out}", file=sys.stderr)
+        raise error
     if interrupted:
         print(f"interrupted after {completed} of {steps} steps: wrote {writer.frames_written} frames, "
               f"summary and plot to {out}", file=sys.stderr)
