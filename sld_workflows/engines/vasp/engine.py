@@ -69,7 +69,7 @@ class VaspEngine(MSONable):
     # ------------------------------------------------------------------ construction
     @classmethod
     def from_spec(cls, engine_section: dict[str, Any]) -> VaspEngine:
-        """Build from the ``engine`` section of a run spec (the ``type`` key, if any, is ignored).
+        """Build from the ``engine`` section of a run spec (``type``/``kind``/``name`` keys are ignored).
 
         Keys: ``rwigs`` ({species: Å}, required), ``lambda``, ``i_constrained_m``, ``constraint_size``,
         ``incar`` (overrides), ``kpoints`` ([n1, n2, n3]), ``kpoints_style``, ``command`` (str or list),
@@ -78,7 +78,7 @@ class VaspEngine(MSONable):
         ``moment_convention`` ("state" | "M_int" | "MW"), ``frozen_timeout_s``, ``polling_time_step_s``,
         ``monitor_freq``, ``max_angle_deg``, ``max_lambda``.
         """
-        section = {k: v for k, v in dict(engine_section).items() if k not in ("type", "name")}
+        section = {k: v for k, v in dict(engine_section).items() if k not in ("type", "kind", "name")}
         unknown = sorted(set(section) - SPEC_KEYS)
         if unknown:
             raise SpecError("engine", f"unknown keys {unknown} for the vasp engine (known: {sorted(SPEC_KEYS)})")
@@ -108,7 +108,9 @@ class VaspEngine(MSONable):
         return cls(
             input_set=input_set,
             command=section.get("command", ("vasp_ncl",)),
-            run_root=str(section.get("run_dir", section.get("scratch_dir", "vasp_runs"))),
+            # absolute now: later calls (other processes, other working directories) must find the
+            # previous step's WAVECAR/CHGCAR under the same root
+            run_root=str(Path(section.get("run_dir", section.get("scratch_dir", "vasp_runs"))).resolve()),
             moment_convention=str(section.get("moment_convention", "state")),
             custodian=custodian,
         )
