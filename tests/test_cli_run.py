@@ -107,7 +107,7 @@ def test_sld_run_bad_spec_prints_one_line_and_writes_nothing(spec_path, tmp_path
     assert not (tmp_path / "never").exists()
 
 
-def test_sld_run_refuses_non_empty_out_without_force(spec_path, tmp_path):
+def test_sld_run_refuses_non_empty_out_without_force(spec_path, tmp_path, monkeypatch):
     out = tmp_path / "busy"
     out.mkdir()
     (out / "notes.txt").write_text("keep me")
@@ -115,8 +115,11 @@ def test_sld_run_refuses_non_empty_out_without_force(spec_path, tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.startswith("error: --out: directory busy is not empty (use --force")
     assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
-    proc = sld("run", spec_path.name, "--out", "busy", "--steps", "2", "--no-progress", "--force", cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr
+    # --force: in-process through the same entry point (saves a second interpreter start)
+    from sld_workflows.cli.main import main
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["run", spec_path.name, "--out", "busy", "--steps", "2", "--no-progress", "--force"]) == 0
     assert (out / "notes.txt").read_text() == "keep me"
     assert len(ase.io.read(out / "trajectory.extxyz", index=":")) == 1  # steps 0 only (every 5 > 2 steps)
 
