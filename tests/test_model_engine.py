@@ -209,8 +209,8 @@ def test_round_trip_identical_evaluations(name):
 
 
 def test_verlet_list_reuse_and_rebuild_match_fresh_engine():
-    """Cached neighbour lists (skin 0.5 Å) give bit-identical results to a fresh engine, both while
-    reused (moves < skin/2) and after a rebuild (a move > skin/2), and after a cell change."""
+    """Cached neighbour lists (skin 0.5 Å) give bit-identical results to a fresh engine while reused
+    (moves < skin/2, a 0.2 % strain) and after a rebuild (a 0.3 Å move, a 7 % compression)."""
     rng = np.random.default_rng(8)
     state, engine = make_preset("bcc_fe", supercell=(3, 3, 3))
     state = state.replace(spins=_random_spins(rng, state.n_sites, state.magnetic))
@@ -218,9 +218,10 @@ def test_verlet_list_reuse_and_rebuild_match_fresh_engine():
     cache_list = engine._cache[("verlet", 8.0)]
     builds = cache_list.builds
     small = state.replace(positions=state.positions + rng.uniform(-0.1, 0.1, size=state.positions.shape))
-    big = small.replace(positions=small.positions + np.where(np.arange(state.n_sites)[:, None] == 5, 0.3, 0.0))
-    strained = big.replace(positions=big.positions * 1.002, cell=big.cell * 1.002)
-    for st, expect_rebuild in ((small, False), (big, True), (strained, True)):
+    strained = small.replace(positions=small.positions * 1.002, cell=small.cell * 1.002)
+    big = strained.replace(positions=strained.positions + np.where(np.arange(state.n_sites)[:, None] == 5, 0.3, 0.0))
+    very = big.replace(positions=big.positions * 0.93, cell=big.cell * 0.93)
+    for st, expect_rebuild in ((small, False), (strained, False), (big, True), (very, True)):
         cached = engine.evaluate(st)
         assert cache_list.builds == builds + int(expect_rebuild)
         builds = cache_list.builds
@@ -228,6 +229,7 @@ def test_verlet_list_reuse_and_rebuild_match_fresh_engine():
         assert cached.energy_ev == fresh.energy_ev
         assert np.array_equal(cached.forces_ev_per_a, fresh.forces_ev_per_a)
         assert np.array_equal(cached.fields_ev_per_mub, fresh.fields_ev_per_mub)
+        assert np.array_equal(cached.stress_ev_per_a3, fresh.stress_ev_per_a3)
 
 
 def _random_rotation(rng):

@@ -10,7 +10,8 @@ Overrides switch off or rescale terms: a mapping from a term group to a mapping 
   exchange λJ), ``dmi``, ``anisotropy`` (single-ion), ``zeeman``;
 - keys for every group: ``enabled`` (bool), ``scale`` (number multiplying the term's energy);
   ``exchange`` also takes ``slope_scale`` (multiplies dJ/dr of the ``linear`` form and β of the
-  ``exponential`` form: 0 removes the spin-lattice coupling while keeping J at r₀).
+  ``exponential`` form, nothing for ``constant``: 0 removes the spin-lattice coupling while keeping
+  J at r₀; the Ma–Dudarev and Bethe–Slater forms reject it).
 
 Unknown groups or keys, or bad values, raise ``SpecError(key, reason)``.
 """
@@ -70,8 +71,8 @@ NETWORKS: dict[str, dict[tuple[str, str], tuple[float, float]]] = {
         ("Os", "Os"): (4.0, 3.0), ("Cd", "Cd"): (4.0, 2.0), ("Cd", "Os"): (4.0, 2.0),
     },
     "mgcr2o4": {
-        ("Cr", "O"): (2.5, 10.0), ("Mg", "O"): (2.5, 10.0), ("O", "O"): (3.3, 3.0),
-        ("Cr", "Cr"): (3.2, 4.0), ("Cr", "Mg"): (4.0, 2.0), ("Mg", "Mg"): (4.0, 2.0),
+        ("Cr", "O"): (2.5, 10.0), ("Mg", "O"): (2.5, 10.0), ("O", "O"): (3.3, 1.0),
+        ("Cr", "Cr"): (3.2, 1.0), ("Cr", "Mg"): (4.0, 1.0), ("Mg", "Mg"): (4.0, 1.0),
     },
     "bifeo3": {
         ("Fe", "O"): (2.5, 10.0), ("Bi", "O"): (2.7, 6.0), ("O", "O"): (3.0, 3.0),
@@ -85,6 +86,7 @@ FE_J0_EV, FE_RC_A = 0.93, 3.75  # Ma-Dudarev shape, SPILADY 0.870 eV x S^2 = 1.2
 CRI3_J1_EV, CRI3_LAMBDA_EV = 4.95e-3, 0.2025e-3  # Lado & Fernandez-Rossier 2017, x S^2 (S = 3/2)
 CDOS_J1_EV, CDOS_SLOPE, CDOS_K_EV, CDOS_D_OVER_J = -14.4e-3, 0.030, 15.3e-3, 0.2  # Bogdanov et al. 2013
 MGCR_J1_EV, MGCR_SLOPE = -15.9e-3, 0.140  # theta_CW = -370 K; J' from ZnCr2O4 -> CdCr2O4 (sld_numerics §3.4)
+MGCR_J3_EV = 0.5e-3  # calibrated (FM, 3 % of |J1|) so that q = 0 is the collinear ground state (docs/model_engine.md)
 BFO_J1_EV, BFO_J2_EV, BFO_D0_EV, BFO_K_EV = -27.4e-3, -0.94e-3, 0.75e-3, -0.05e-3  # Jeong et al. 2012 x S^2
 
 
@@ -238,6 +240,7 @@ def build_preset_terms(name: str, state: SLDState) -> list[Term]:
                 "Cr", "Cr", "linear", {"j0_ev": MGCR_J1_EV, "r0_a": 2.946, "slope_ev_per_a": MGCR_SLOPE},
                 rcut_a=4.2, r_on_a=3.6, offset=-1.0 / 3.0,
             ),
+            Exchange("Cr", "Cr", "constant", {"j0_ev": MGCR_J3_EV}, rcut_a=6.4, r_on_a=6.1, rmin_a=5.3, rmin_on_a=5.6),
         ]
     if name in ("bifeo3", "bifeo3_2x2x2"):
         sites = _magnetic_sites(state)
@@ -287,7 +290,7 @@ def apply_overrides(terms: list[Term], overrides: dict[str, dict[str, Any]]) -> 
                     term.params["slope_ev_per_a"] *= f
                 elif term.form == "exponential":
                     term.params["beta_per_a"] *= f
-                else:
+                elif term.form != "constant":
                     raise SpecError(
                         "overrides.exchange.slope_scale",
                         f"only for the linear and exponential J(r) forms, this preset uses {term.form!r}",

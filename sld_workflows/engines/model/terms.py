@@ -218,8 +218,10 @@ def taper(r: np.ndarray, r_on: float, r_cut: float) -> tuple[np.ndarray, np.ndar
 class Exchange(Term):
     """E = −Σ_{i<j} J(r)·t(r)·[(s_i·s_j − offset) + xxz_ratio (s_i·n)(s_j·n)] over pairs of species
     (a, b) closer than ``rcut_a``; t is the taper between ``r_on_a`` and ``rcut_a`` (none if
-    r_on_a ≥ rcut_a). ``offset`` references the energy (and the magnetoelastic force) to a spin
-    correlation, e.g. 1 for a ferromagnet, −1/3 for the pyrochlore ground manifold."""
+    r_on_a ≥ rcut_a), times an inner switch-on from 0 at ``rmin_a`` to 1 at ``rmin_on_a`` when
+    ``rmin_a`` is set (a shell window, e.g. third neighbours only). ``offset`` references the energy
+    (and the magnetoelastic force) to a spin correlation, e.g. 1 for a ferromagnet, −1/3 for the
+    pyrochlore ground manifold."""
 
     kind: ClassVar[str] = "exchange"
     a: str
@@ -233,8 +235,14 @@ class Exchange(Term):
     xxz_axis: tuple = (0.0, 0.0, 1.0)
     scale: float = 1.0
     xxz_scale: float = 1.0
+    rmin_a: float | None = None
+    rmin_on_a: float | None = None
 
     def __post_init__(self) -> None:
+        if (self.rmin_a is None) != (self.rmin_on_a is None):
+            raise ValueError("exchange: give both rmin_a and rmin_on_a, or neither")
+        if self.rmin_a is not None and not (0 <= self.rmin_a < self.rmin_on_a <= self.r_on_a_or_cut):
+            raise ValueError("exchange: need 0 <= rmin_a < rmin_on_a <= r_on_a")
         if self.form not in EXCHANGE_FORMS:
             raise ValueError(f"exchange form must be one of {EXCHANGE_FORMS}, got {self.form!r}")
         need = set(_FORM_PARAMS[self.form])
@@ -249,9 +257,16 @@ class Exchange(Term):
         if self.r_on_a is None:
             self.r_on_a = self.rcut_a
 
+    @property
+    def r_on_a_or_cut(self) -> float:
+        return self.rcut_a if self.r_on_a is None else self.r_on_a
+
     def j_of_r(self, r: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         jr, djr = radial_exchange(self.form, self.params, r, self.rcut_a)
         t, dt = taper(r, self.r_on_a, self.rcut_a)
+        if self.rmin_a is not None:
+            tin, dtin = taper(r, self.rmin_a, self.rmin_on_a)
+            t, dt = t * (1.0 - tin), dt * (1.0 - tin) - t * dtin
         return self.scale * jr * t, self.scale * (djr * t + jr * dt)
 
     def add(self, ctx: Context, acc: Accumulator, cache: dict) -> None:
