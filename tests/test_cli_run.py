@@ -124,7 +124,8 @@ def test_sld_run_refuses_non_empty_out_without_force(spec_path, tmp_path, monkey
     assert len(ase.io.read(out / "trajectory.extxyz", index=":")) == 1  # steps 0 only (every 5 > 2 steps)
 
 
-def test_sld_run_sigint_keeps_what_was_written(spec_path, tmp_path):
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_sld_run_signal_keeps_what_was_written(spec_path, tmp_path, signum):
     env = {**os.environ, "PYTHONPATH": str(CHECKOUT)}
     proc = subprocess.Popen(
         [sld_executable(), "run", spec_path.name, "--out", "out", "--steps", "10000000", "--no-progress"],
@@ -140,13 +141,13 @@ def test_sld_run_sigint_keeps_what_was_written(spec_path, tmp_path):
             time.sleep(0.05)
         else:
             pytest.fail("sld run wrote no frames within 60 s")
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signum)
         _, err = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 130, err
-    assert "interrupted after" in err
+    assert "interrupted after" in err and f"{signal.Signals(signum).name}: finishing the current step" in err
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert summary["interrupted"] is True
     assert 0 < summary["steps_completed"] < 10_000_000

@@ -7,7 +7,7 @@ Files in ``out_dir``:
 - ``summary.json`` — spec, settings, engine provenance, steps, wall time, final values, versions;
 - ``overview.png`` — energy, temperatures and order parameters against time.
 
-Ctrl-C (SIGINT) stops after the step in progress; the frames written so far, the summary (marked
+Ctrl-C (SIGINT) or SIGTERM stops after the step in progress; the frames written so far, the summary (marked
 ``interrupted``) and the plot are kept. A second Ctrl-C aborts at once. If the engine fails during a
 step, the outputs up to the last completed step are written (summary ``error``) and the exception is
 re-raised.
@@ -85,28 +85,32 @@ def order_parameter_function(preset: str | None):
 
 
 class _InterruptFlag:
-    """SIGINT handler for the duration of a run: the first Ctrl-C sets a flag checked between steps,
-    the second raises KeyboardInterrupt. Only installed in the main thread."""
+    """SIGINT/SIGTERM handler for the duration of a run: the first signal sets a flag checked between
+    steps, a second one raises KeyboardInterrupt. Only installed in the main thread."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
     def __init__(self) -> None:
         self.set = False
-        self._previous = None
+        self._previous: dict[int, Any] = {}
 
     def __enter__(self) -> _InterruptFlag:
         if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGINT, self._handle)
+            for signum in self.SIGNALS:
+                self._previous[signum] = signal.signal(signum, self._handle)
         return self
 
     def _handle(self, signum, frame) -> None:
         if self.set:
             raise KeyboardInterrupt
         self.set = True
-        print("\ninterrupt: finishing the current step, then writing outputs (Ctrl-C again to abort)",
+        name = signal.Signals(signum).name
+        print(f"\n{name}: finishing the current step, then writing outputs (Ctrl-C again to abort)",
               file=sys.stderr, flush=True)
 
     def __exit__(self, *exc: object) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
+        for signum, previous in self._previous.items():
+            signal.signal(signum, previous)
 
 
 def _progress_bar(total: int, enabled: bool, name: str):
