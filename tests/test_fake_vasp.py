@@ -186,16 +186,18 @@ def test_frozen_handler_on_hung_stand_in(system, tmp_path, monkeypatch):
     assert h.correct(str(d))["actions"] is None  # one retry only
 
 
-def test_std_err_handler_on_stand_in_files(system, tmp_path):
+def test_std_err_handler_on_stand_in_files(system, tmp_path, monkeypatch):
     from custodian.vasp.handlers import StdErrHandler
 
     state, _ = system
-    d = prepare(state, tmp_path / "run")
-    assert fake(d).returncode == 0
-    assert not StdErrHandler().check(str(d))  # a clean stand-in run leaves std_err.txt clean
-    (d / "std_err.txt").write_text("Allocation would exceed memory limit\n")
+    d = prepare(state, tmp_path / "run", incar={"KPAR": 4})
+    monkeypatch.setenv("SLD_FAKE_VASP_FAULTS", json.dumps([{"fault": "stderr"}]))
+    assert fake(d).returncode == 1
     h = StdErrHandler()
     assert h.check(str(d)) and h.errors == {"out_of_memory"}
+    assert h.correct(str(d))["actions"] == [{"dict": "INCAR", "action": {"_set": {"KPAR": 2}}}]
+    assert fake(d).returncode == 0  # fault spent
+    assert not StdErrHandler().check(str(d))  # a clean stand-in run leaves std_err.txt clean
 
 
 def test_constraint_block_validator(system, tmp_path, monkeypatch):

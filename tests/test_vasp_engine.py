@@ -232,7 +232,7 @@ def test_persistent_fault_exhausts_max_errors(fake_vasp_env, monkeypatch):
     monkeypatch.setenv("SLD_FAKE_VASP_FAULTS", json.dumps([{"fault": "unconverged", "times": 99}]))
     state, _ = initial_system()
     engine = vasp_engine(fake_vasp_env / "runs", max_errors=1)
-    with pytest.raises(VaspRunError, match=r"MaxCorrectionsError.*step_000000|step_000000.*MaxCorrections") as info:
+    with pytest.raises(VaspRunError, match=r"step_000000.*MaxCorrections.*UnconvergedErrorHandler") as info:
         engine.evaluate(state)
     assert info.value.directory.endswith("step_000000")
     assert (Path(info.value.directory) / "custodian.json").is_file()

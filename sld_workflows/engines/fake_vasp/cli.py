@@ -34,7 +34,8 @@ Fault injection (for Custodian handler tests): a JSON list of ``{"fault": ..., "
 ``FAKE_VASP_FAULTS`` in the run directory or from env ``SLD_FAKE_VASP_FAULTS`` (a file path or the
 JSON text). A fault fires while this directory's attempt counter (``.fake_vasp_attempts``) ≤ times.
 Faults: ``error`` (prints a VASP error message from :data:`ERROR_MESSAGES` to stdout, writes no
-vasprun.xml, exit 1), ``unconverged`` (NELM SCF steps, otherwise complete), ``hang`` (prints a few
+vasprun.xml, exit 1), ``stderr`` (a message on stderr, default "Allocation would exceed memory limit", exit 1),
+``unconverged`` (NELM SCF steps, otherwise complete), ``hang`` (prints a few
 SCF lines, then sleeps until killed), ``crash`` (OSZICAR cut off inside the constraint block,
 exit 139).
 """
@@ -288,6 +289,10 @@ def run(cwd: Path, t0: float) -> int:
             (cwd / "OSZICAR").write_text("".join(osz))
             while True:  # a frozen VASP: no more output until killed
                 time.sleep(3600)
+        if kind == "stderr" and k == hang_after:  # an MPI/memory failure reported on stderr only
+            sys.stderr.write(fault.get("message", "Allocation would exceed memory limit") + "\n")
+            (cwd / "OSZICAR").write_text("".join(osz))
+            return 1
         if kind == "error" and k == hang_after:
             _say(ERROR_MESSAGES[fault.get("message", "brmix")])
             (cwd / "OSZICAR").write_text("".join(osz))

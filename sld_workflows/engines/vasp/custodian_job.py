@@ -110,9 +110,11 @@ def run_constrained_static(directory: str | Path, vasp_cmd: list[str], settings:
             reason = f"{reason}: {validator.reason}"
         handler = getattr(exc, "handler", None)
         if handler is not None:
-            last = [corr for job in c.run_log for corr in job.get("corrections", []) if corr.get("handler") is handler]
-            if last:
-                reason = f"{reason}; errors: {last[-1].get('errors')}"
+            reason = reason.replace(repr(handler), type(handler).__name__)
+        history = [f"{type(corr.get('handler')).__name__}: {', '.join(map(str, corr.get('errors', [])))}"
+                   for job in c.run_log for corr in job.get("corrections", [])]
+        if history:
+            reason = f"{reason} [corrections: {'; '.join(history)}]"
         raise VaspRunError(f"{type(exc).__name__}: {reason}", directory) from exc
     except OSError as exc:  # e.g. the VASP command does not exist
         raise VaspRunError(f"cannot run {vasp_cmd}: {exc}", directory) from exc
