@@ -85,6 +85,7 @@ def normalised_midpoint(engine):
     return evaluate
 
 
+@pytest.mark.slow  # ~25 s: 21 stand-in runs under Custodian
 def test_20_steps_sib_fixed_field_agree_with_model(fake_vasp_env):
     state, engine = initial_system()
     s = settings("sib-fixed-field")
@@ -236,3 +237,15 @@ def test_persistent_fault_exhausts_max_errors(fake_vasp_env, monkeypatch):
         engine.evaluate(state)
     assert info.value.directory.endswith("step_000000")
     assert (Path(info.value.directory) / "custodian.json").is_file()
+
+
+def test_small_lambda_is_raised_and_fields_unchanged(fake_vasp_env):
+    """ConstraintDeviationHandler through the whole stack: LAMBDA 0.05 -> 0.5 -> 5 (deviation < 1°),
+    the field (λ-independent at convergence) equals the model's; the correction is in the info."""
+    state, engine = initial_system()
+    ev = vasp_engine(fake_vasp_env / "runs", **{"lambda": 0.05}).evaluate(state)
+    handlers = [c["handler"] for c in ev.info["corrections"]]
+    assert handlers == ["ConstraintDeviationHandler", "ConstraintDeviationHandler"]
+    assert ev.info["lambda"] == 5.0 and ev.info["restart_chain"]["broken_by"] == []
+    ref = engine.evaluate(state)
+    assert np.abs(ev.fields_ev_per_mub - ref.fields_ev_per_mub).max() < 1e-10

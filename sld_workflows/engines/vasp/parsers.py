@@ -348,8 +348,9 @@ class VasprunResult:
 
 
 def parse_vasprun(path: str | Path) -> VasprunResult:
-    """Final energies (``e_0_energy``/``e_fr_energy`` of the last SCF step, as pymatgen's own
-    ``final_energy`` logic), forces (eV/Å) and stress (kBar, VASP's sign) of the last ionic step."""
+    """Final energies (E0 = pymatgen's ``final_energy``, which repairs VASP's wrong ionic-step
+    ``e_0_energy``; free energy ``e_fr_energy``), forces (eV/Å) and stress (kBar, VASP's sign) of
+    the last ionic step."""
     import warnings
 
     from pymatgen.io.vasp.outputs import Vasprun
@@ -364,8 +365,8 @@ def parse_vasprun(path: str | Path) -> VasprunResult:
         raise SLDError(f"{path}: cannot parse vasprun.xml ({type(exc).__name__}: {exc})") from exc
     last = vr.ionic_steps[-1]
     elec = last.get("electronic_steps") or []
-    e0 = elec[-1].get("e_0_energy", last["e_0_energy"]) if elec else last["e_0_energy"]
-    efr = elec[-1].get("e_fr_energy", last["e_fr_energy"]) if elec else last["e_fr_energy"]
+    e0 = vr.final_energy  # e_0_energy with pymatgen's fix of the vasprun.xml sigma->0 bug (VASP forum t=16942)
+    efr = last["e_fr_energy"]
     stress = last.get("stress")
     return VasprunResult(
         e0_ev=float(e0),
