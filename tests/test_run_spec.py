@@ -234,7 +234,7 @@ def test_bad_yaml_names_the_line(tmp_path):
 
 
 # ------------------------------------------------------------------------------ examples
-def test_examples_exist_and_validate(monkeypatch):
+def test_examples_exist_and_validate(monkeypatch, tmp_path):
     """Every example loads and validates. With the model presets installed, each builds its state and
     engine and evaluates the initial state once. Without them, every section except the preset lookup
     is validated (preset names are then checked against the expected list) -- reported, not skipped."""
@@ -258,6 +258,12 @@ def test_examples_exist_and_validate(monkeypatch):
             evaluation = spec.build_engine().evaluate(state)
             assert evaluation.n_sites == state.n_sites and np.isfinite(evaluation.energy_ev), name
             assert np.any(state.magnetic), name
+            # the whole pipeline (engine, ensemble, order parameters, plot) for 4 steps
+            short = spec.spec
+            short["dynamics"]["steps"], short["output"]["every"] = 4, 2
+            result = run_local(short, tmp_path / name, progress=False)
+            assert result.steps_completed == 4 and result.frames_written == 3, name
+            assert result.plot_path is not None and result.plot_path.is_file(), name
         from sld_workflows.engines.model.presets import PRESET_NAMES
 
         bifeo3_80 = load_spec(EXAMPLES / "bifeo3_80.yaml")
