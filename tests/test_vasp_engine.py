@@ -183,6 +183,8 @@ def test_unrecoverable_crash_is_restartable(fake_vasp_env, monkeypatch):
         advance(st, ev, s, engine.evaluate)
     msg = str(info.value)
     assert "step_000002" in msg and "ConstraintBlockValidator" in msg and "cut off" in msg
+    job = json.loads((root / "step_000000" / "custodian.json").read_text())[0]["job"]
+    assert job["auto_gamma"] is False and job["vasp_cmd"] == ["sld-fake-vasp"]
     failed = root / "step_000002"
     assert (failed / "INCAR").is_file() and (failed / "OSZICAR").is_file()  # left for inspection
     # remove the fault, rerun the step in a fresh engine (new process after a crash)
