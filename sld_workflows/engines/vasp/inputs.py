@@ -185,12 +185,20 @@ class ConstrainedStaticSet(MSONable):
                            "is not set or does not exist (set it, or use potcar: spec)")
         from pymatgen.io.vasp.inputs import Potcar
 
+        # pymatgen reads PMG_VASP_PSP_DIR from SETTINGS (loaded at import); use the directory found here
+        saved = SETTINGS.get("PMG_VASP_PSP_DIR")
+        SETTINGS["PMG_VASP_PSP_DIR"] = psp_dir
         try:
             Potcar(names, functional=self.potcar_functional).write_file(directory / "POTCAR")
-        except (OSError, ValueError, RuntimeError) as exc:
+        except (OSError, ValueError, RuntimeError, KeyError) as exc:
             raise SLDError(
                 f"potcar: cannot build POTCAR {names} ({self.potcar_functional}) from {psp_dir}: {exc}"
             ) from exc
+        finally:
+            if saved is None:
+                SETTINGS.pop("PMG_VASP_PSP_DIR", None)
+            else:
+                SETTINGS["PMG_VASP_PSP_DIR"] = saved
         return "POTCAR"
 
     # ------------------------------------------------------------------ serialisation
