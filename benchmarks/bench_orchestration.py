@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     with tempfile.TemporaryDirectory(prefix="sld_bench_") as tmp:
         root = Path(tmp)
-        os.environ.setdefault("SLD_FLUSH_SECS", "5")
+        os.environ.setdefault("SLD_FLUSH_SECS", "30")  # the worker default
         for n_traj, steps in cases:
             for layout in ("merged", "split"):
                 sld = bench_sld(n_traj, steps, layout, root, args.launchpad)

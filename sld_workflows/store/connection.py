@@ -43,8 +43,10 @@ DEFAULT_PROJECT_DIR = "sld_project"
 STORE_FILENAME = "launchpad.json"
 #: Default connection timeout (ms) we add to launchpad files that do not set one.
 DEFAULT_SERVER_SELECTION_TIMEOUT_MS = 5000
-#: Seconds between flushes of the embedded store while a worker runs (env ``SLD_FLUSH_SECS``).
-DEFAULT_FLUSH_SECS = 5.0
+#: Seconds between flushes of the embedded store while a worker runs (env ``SLD_FLUSH_SECS``). A flush
+#: rewrites the whole file (~0.1-0.5 s for a few MB), so flushing after every millisecond model step
+#: would dominate; an engine call longer than this is always followed by a flush.
+DEFAULT_FLUSH_SECS = 30.0
 
 
 class StoreLockedError(StoreError):

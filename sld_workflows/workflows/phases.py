@@ -115,9 +115,14 @@ def evaluation_data(evaluation: Evaluation) -> dict[str, Any]:
 class Frames:
     """Frames of one trajectory around one step, fetched with one query and decoded lazily."""
 
-    def __init__(self, store: TrajectoryStore, trajectory: str) -> None:
+    def __init__(self, store: TrajectoryStore, trajectory: str, optimistic: bool = False) -> None:
+        """``optimistic``: when this process already holds state and evaluation of step n (it just
+        computed them), do not read steps n, n+1 from the store but recompute; a frame that is in
+        fact stored (a crashed run wrote it) is then verified equal by the insert-or-verify write.
+        For deterministic in-process engines (merged layout) only."""
         self.store = store
         self.trajectory = trajectory
+        self.optimistic = optimistic
         self._docs: dict[tuple[int, str], dict[str, Any]] = {}
         self._fetched: set[int] = set()  # steps whose stored frames are all in _docs (one task's view)
 
@@ -125,6 +130,9 @@ class Frames:
         """One query for every stored frame of ``steps`` (absent frames are then known absent)."""
         missing = [s for s in steps if s not in self._fetched]
         if not missing:
+            return
+        if self.optimistic and all((self.trajectory, steps[0], k) in _FRAME_CACHE for k in ("state", "evaluation")):
+            self._fetched.update(missing)
             return
         for doc in self.store.frames.find({"trajectory": self.trajectory, "step": {"$in": missing}}):
             self._docs[(doc["step"], doc["kind"])] = doc

@@ -83,7 +83,8 @@ class SLDStepTask(FiretaskBase):
         lpad, store = _store(self)
         trajectory = self["trajectory"]
         doc = _claim(store, trajectory, getattr(self, "fw_id", None))
-        frames = Frames(store, trajectory)  # one read of the frames of steps n, n+1 per Firework
+        # at most one read of the frames of steps n, n+1 per Firework (none if this process has them)
+        frames = Frames(store, trajectory, optimistic=True)
         completed = 0
         while True:
             request, done = integrate(store, doc, max_steps=1 - completed, store_intermediates=False, frames=frames)
