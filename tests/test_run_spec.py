@@ -328,3 +328,25 @@ def test_model_preset_spec_builds_state_and_engine(raw):
     assert np.allclose(state.spins, expected / np.linalg.norm(expected, axis=1)[:, None], rtol=0, atol=1e-15)
     evaluation = spec.build_engine().evaluate(state)
     assert evaluation.stress_ev_per_a3 is not None and evaluation.field_parallel_ev_per_mub is not None
+
+
+def test_embedded_structure_survives_without_the_file(raw, poscar):
+    spec = load_spec(raw)
+    embedded = spec.with_embedded_structure()
+    assert "file" not in embedded.spec["structure"] and embedded.spec["structure"]["moments"] == {"Fe": 2.2}
+    poscar.unlink()  # as on another machine
+    text = json.dumps(embedded, cls=MontyEncoder)
+    again = json.loads(text, cls=MontyDecoder)
+    assert isinstance(again, RunSpec) and again.as_dict() == embedded.as_dict()
+    assert again.build_initial_state().same_as(spec.build_initial_state())  # Direct POSCAR: exact
+    with pytest.raises(SpecError) as info:
+        load_spec(spec.spec)  # the file form needs the file
+    assert info.value.key == "structure.file"
+    broken = embedded.spec
+    broken["structure"]["pymatgen"] = {"lattice": "nope"}
+    with pytest.raises(SpecError, match=r"^structure\.pymatgen: not a pymatgen Structure dict"):
+        load_spec(broken)
+    both = embedded.spec
+    both["structure"]["preset"] = "bcc_fe"
+    with pytest.raises(SpecError, match=r"^structure: give exactly one of preset, file, pymatgen, got preset, py"):
+        load_spec(both)

@@ -32,6 +32,8 @@ from sld_workflows.state import SLDState
 from sld_workflows.units import EV_PER_A_AMU_TO_A_PER_FS2, K_B_EV_PER_K
 
 ENGINE_KINDS = ("model", "vasp", "analytic")
+#: ways to give the structure: a model preset, a file pymatgen reads, or a ``Structure.as_dict()``
+STRUCTURE_SOURCES = ("preset", "file", "pymatgen")
 SPIN_INITS = ("random", "ferro", "given", "structure")
 DEFAULT_OUTPUT_EVERY = 10
 #: Counter blocks of the INITIAL stream (the ``step`` argument of :func:`rng.generator`).
@@ -168,10 +170,18 @@ def _preset_error_key(key: str) -> str:
 
 
 # ------------------------------------------------------------------------------- normalisation
+def _moments(d: Mapping[str, Any]) -> dict[str, float] | None:
+    if d.get("moments") is None:
+        return None
+    m = _mapping(d["moments"], "structure.moments")
+    return {sp: _number(v, f"structure.moments.{sp}", minimum=0.0) for sp, v in m.items()}
+
+
 def _normalise_structure(raw: Any, base_dir: Path | None) -> dict[str, Any]:
     d = _mapping(raw, "structure")
-    if "preset" in d and "file" in d:
-        raise _err("structure", "give either 'preset' or 'file', not both")
+    given = [k for k in STRUCTURE_SOURCES if k in d]
+    if len(given) > 1:
+        raise _err("structure", f"give exactly one of {', '.join(STRUCTURE_SOURCES)}, got {', '.join(given)}")
     if "preset" in d:
         _check_keys(d, "structure", ("preset", "supercell"))
         return {"preset": _preset_name(d["preset"], "structure.preset"),
@@ -184,13 +194,13 @@ def _normalise_structure(raw: Any, base_dir: Path | None) -> dict[str, Any]:
         path = path.resolve()
         if not path.is_file():
             raise _err("structure.file", f"file not found: {path}")
-        moments = None
-        if d.get("moments") is not None:
-            m = _mapping(d["moments"], "structure.moments")
-            moments = {sp: _number(v, f"structure.moments.{sp}", minimum=0.0) for sp, v in m.items()}
-        return {"file": str(path), "moments": moments,
+        return {"file": str(path), "moments": _moments(d),
                 "supercell": _supercell(d.get("supercell", 1), "structure.supercell")}
-    raise _err("structure", "missing 'preset' or 'file' (give one)")
+    if "pymatgen" in d:
+        _check_keys(d, "structure", ("pymatgen", "moments", "supercell"))
+        return {"pymatgen": copy.deepcopy(_mapping(d["pymatgen"], "structure.pymatgen")), "moments": _moments(d),
+                "supercell": _supercell(d.get("supercell", 1), "structure.supercell")}
+    raise _err("structure", f"missing: give one of {', '.join(STRUCTURE_SOURCES)}")
 
 
 def _normalise_spins(raw: Any) -> dict[str, Any]:
@@ -342,6 +352,24 @@ def normalise(raw: Mapping[str, Any], base_dir: Path | None = None) -> dict[str,
     if spec["dynamics"]["ensemble"] == "npt" and engine["kind"] == "analytic" and "harmonic" in engine:
         raise _err("dynamics.ensemble",
                    "npt needs an engine that returns stress; the analytic harmonic term has none")
+    return _json_pure(spec)
+
+
+def _json_pure(spec: dict[str, Any]) -> dict[str, Any]:
+    """The spec as plain JSON types (tuples -> lists, numpy scalars -> Python numbers), so that it
+    survives JSON (FireWorks, MongoDB) unchanged and the as_dict/from_dict round trip is exact."""
+    import json
+
+    def default(value: Any) -> Any:
+        if isinstance(value, np.ndarray | np.generic):
+            return value.tolist()
+        raise TypeError(type(value).__name__)
+
+    for section, value in spec.items():
+        try:
+            spec[section] = json.loads(json.dumps(value, default=default, allow_nan=False))
+        except (TypeError, ValueError) as exc:
+            raise _err(section, f"contains a value that is not JSON-serialisable ({exc})") from exc
     return spec
 
 
@@ -384,6 +412,24 @@ class RunSpec(MSONable):
     @property
     def engine_kind(self) -> str:
         return self._spec["engine"]["kind"]
+
+    def with_embedded_structure(self) -> RunSpec:
+        """A copy whose structure file is replaced by its content (``structure.pymatgen``), so the
+        spec no longer depends on a path of this machine (e.g. before storing it in FireWorks)."""
+        if "file" not in self._spec["structure"]:
+            return self
+        from pymatgen.core import Structure
+
+        spec = self.spec
+        s = spec["structure"]
+        try:
+            structure = Structure.from_file(s["file"])
+        except Exception as exc:  # pymatgen raises many types for unreadable files
+            raise _err("structure.file", f"cannot read {s['file']}: {exc}") from exc
+        spec["structure"] = {"pymatgen": structure.as_dict(), "moments": s["moments"], "supercell": s["supercell"]}
+        new = RunSpec(spec)
+        new._built = self._built
+        return new
 
     def with_steps(self, steps: int) -> RunSpec:
         """A copy with another number of steps (the built state and engine are reused)."""
@@ -437,10 +483,16 @@ class RunSpec(MSONable):
             return state, engine if model else None
         from pymatgen.core import Structure
 
-        try:
-            structure = Structure.from_file(s["file"])
-        except Exception as exc:  # pymatgen raises many types for unreadable files
-            raise _err("structure.file", f"cannot read {s['file']}: {exc}") from exc
+        if "file" in s:
+            try:
+                structure = Structure.from_file(s["file"])
+            except Exception as exc:  # pymatgen raises many types for unreadable files
+                raise _err("structure.file", f"cannot read {s['file']}: {exc}") from exc
+        else:
+            try:
+                structure = Structure.from_dict(s["pymatgen"])
+            except Exception as exc:  # malformed dicts fail with KeyError, TypeError, ValueError, ...
+                raise _err("structure.pymatgen", f"not a pymatgen Structure dict: {type(exc).__name__}: {exc}") from exc
         if s["supercell"] != [1, 1, 1]:
             structure.make_supercell(s["supercell"])
         if s["moments"] is None and "magmom" not in structure.site_properties:
