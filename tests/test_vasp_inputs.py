@@ -114,5 +114,8 @@ def test_protected_tags_and_bad_values():
         ConstrainedStaticSet(rwigs={"Fe": 1.3}, lambda_=0.0)
     with pytest.raises(SpecError, match="rwigs"):
         ConstrainedStaticSet(rwigs={"Fe": -1.0})
+    with pytest.raises(SpecError, match="SAXIS"):
+        ConstrainedStaticSet(rwigs={"Fe": 1.3}, incar={"saxis": [1, 0, 0]})
+    ConstrainedStaticSet(rwigs={"Fe": 1.3}, incar={"SAXIS": [0, 0, 1]})  # the default is fine
     with pytest.raises(SpecError, match="i_constrained_m"):
         ConstrainedStaticSet(rwigs={"Fe": 1.3}, i_constrained_m=3)

@@ -58,7 +58,8 @@ class ConstrainedStaticSet(MSONable):
       non-magnetic species are written with the smallest given radius and recorded).
     - ``lambda_``: LAMBDA (eV/μB² for modes 1, 2).
     - ``i_constrained_m``: 1 (direction; default), 2 or 4.
-    - ``constraint_size``: length of each M_CONSTR vector (irrelevant for mode 1, which normalises).
+    - ``constraint_size``: length of each M_CONSTR vector (irrelevant for mode 1, which normalises;
+      for mode 2 it is the target smoothed moment |MW| in μB).
     - ``incar``: overrides, e.g. {"ENCUT": 520, "LDAU": True, "LDAUU": {"Fe": 4.0, "Bi": 0, "O": 0}}.
     - ``kpoints``: mesh (3 ints); ``kpoints_style``: "Gamma" or "Monkhorst".
     - ``potcar``: "auto" | "pymatgen" | "spec"; ``potcar_symbols``: {species: POTCAR symbol}
@@ -95,6 +96,10 @@ class ConstrainedStaticSet(MSONable):
         if bad:
             raise SpecError("incar", f"tags {bad} are set by the engine (constraints, restart chain) "
                                      "and cannot be overridden")
+        saxis = {k.upper(): v for k, v in self.incar.items()}.get("SAXIS")
+        if saxis is not None and list(map(float, saxis)) != [0.0, 0.0, 1.0]:
+            raise SpecError("incar.SAXIS", "must stay 0 0 1: M_CONSTR, MW and the printed fields are in the SAXIS "
+                                           "frame, and the engine writes/reads them as Cartesian")
         for sp, r in self.rwigs.items():
             if not (isinstance(r, int | float) and r > 0):
                 raise SpecError("rwigs", f"radius for {sp} must be a positive number (Å), got {r!r}")
