@@ -350,3 +350,14 @@ def test_embedded_structure_survives_without_the_file(raw, poscar):
     both["structure"]["preset"] = "bcc_fe"
     with pytest.raises(SpecError, match=r"^structure: give exactly one of preset, file, pymatgen, got preset, py"):
         load_spec(both)
+
+
+def test_the_documented_full_example_is_valid():
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "run_spec.md").read_text()
+    block = doc.split("## Full example", 1)[1].split("```yaml\n", 1)[1].split("```", 1)[0]
+    raw = yaml.safe_load(block)
+    assert set(raw) == {"name", "structure", "spins", "velocities", "engine", "dynamics", "output"}
+    assert presets_available(), "the model presets (sld_workflows.engines.model.presets) must be importable"
+    spec = load_spec(raw)
+    assert spec.steps == 2000 and spec.output_every == 20 and spec.dynamics.dt_fs == 0.1
+    assert spec.build_initial_state().n_sites == 432
