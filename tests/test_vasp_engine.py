@@ -251,3 +251,13 @@ def test_small_lambda_is_raised_and_fields_unchanged(fake_vasp_env):
     assert ev.info["lambda"] == 5.0 and ev.info["restart_chain"]["broken_by"] == []
     ref = engine.evaluate(state)
     assert np.abs(ev.fields_ev_per_mub - ref.fields_ev_per_mub).max() < 1e-10
+
+
+def test_same_state_twice_reseeds_from_its_own_run(fake_vasp_env):
+    state, _ = initial_system()
+    engine = vasp_engine(fake_vasp_env / "runs")
+    first = engine.evaluate(state)
+    second = engine.evaluate(state)
+    assert np.array_equal(first.fields_ev_per_mub, second.fields_ev_per_mub)
+    assert second.info["restart_chain"]["seeded_from"].endswith("step_000000.prev-1")
+    assert second.info["scf_iterations"] == 12 and first.info["scf_iterations"] == 24

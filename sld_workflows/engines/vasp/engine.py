@@ -160,7 +160,10 @@ class VaspEngine(MSONable):
             k = 1
             while run_dir.with_name(f"{run_dir.name}.prev-{k}").exists():
                 k += 1
-            run_dir.rename(run_dir.with_name(f"{run_dir.name}.prev-{k}"))
+            moved = run_dir.with_name(f"{run_dir.name}.prev-{k}")
+            run_dir.rename(moved)
+            if prev is not None and prev.resolve() == run_dir.resolve():
+                prev = moved  # the same state evaluated again: seed from its own earlier run
         run_dir.mkdir(parents=True)
         copied = []
         if prev is not None:
