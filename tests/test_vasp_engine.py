@@ -146,21 +146,24 @@ def test_faults_are_corrected_and_trajectory_completes(fake_vasp_env, monkeypatc
         {"fault": "unconverged", "match": "step_000002", "times": 1},
         {"fault": "hang", "match": "step_000003", "times": 1},
         {"fault": "error", "message": "edddav", "match": "step_000004", "times": 1},
+        {"fault": "stderr", "match": "step_000005", "times": 1},
     ]
     monkeypatch.setenv("SLD_FAKE_VASP_FAULTS", json.dumps(faults))
     state, engine = initial_system()
     s = settings("sib-fixed-field")
-    ref = run(state, engine.evaluate, s, 4)
-    got = run(state, vasp_engine(fake_vasp_env / "runs").evaluate, s, 4)
+    ref = run(state, engine.evaluate, s, 5)
+    got = run(state, vasp_engine(fake_vasp_env / "runs", incar={"ENCUT": 450, "KPAR": 2}).evaluate, s, 5)
     dpos, dspin = max_dev(ref, got)
     assert dpos < 1e-6 and dspin < 1e-6
-    corr = {k: got[k][1].info["corrections"] for k in range(5)}
+    corr = {k: got[k][1].info["corrections"] for k in range(6)}
     assert corr[0] == []
     assert [c["handler"] for c in corr[1]] == ["VaspErrorHandler"] and "brmix" in corr[1][0]["errors"]
     assert corr[2][0]["handler"] == "UnconvergedErrorHandler"
     assert corr[2][0]["actions"][0]["action"]["_set"]["ALGO"] == "All"
     assert corr[3][0]["handler"] == "StaticFrozenJobHandler" and corr[3][0]["errors"] == ["Frozen job"]
     assert corr[4][0]["handler"] == "VaspErrorHandler" and "edddav" in corr[4][0]["errors"]
+    assert corr[5][0]["handler"] == "StdErrHandler" and corr[5][0]["errors"] == ["out_of_memory"]
+    assert corr[5][0]["actions"][0]["action"]["_set"] == {"KPAR": 1}
     # BRMIX's first fix keeps the chain; EDDDAV's fix deletes CHGCAR: recorded, never silent
     assert got[1][1].info["restart_chain"]["intact"]
     broken = got[4][1].info["restart_chain"]["broken_by"]
