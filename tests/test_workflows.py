@@ -161,7 +161,12 @@ def test_resume_after_fizzled_step(sld_backend, tmp_path, capsys, monkeypatch):
     with sld_backend.open() as session:
         assert session.store.firework_states(tid)[tid].get("FIZZLED") == 1
         assert session.store.get_trajectory(tid)["steps_done"] < 3
+        from sld_workflows.workflows.manage import status_rows
+
+        assert status_rows(session, tid)[0]["status"] == "FAILED"
     monkeypatch.setattr("sld_workflows.workflows.tasks.evaluate_request", real)
     assert main(["resume", tid, *sld_backend.args]) == 0
+    assert main(["status", tid, *sld_backend.args]) == 0
+    assert "QUEUED" in capsys.readouterr().out
     assert main(["worker", *sld_backend.args]) == 0
     _assert_matches_reference(sld_backend, tid, reference_frames(spec))

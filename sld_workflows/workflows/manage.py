@@ -337,6 +337,18 @@ def recover(session: Session, expiration_secs: float | None = None) -> dict[str,
 
 
 # ------------------------------------------------------------------------------------ status
+def _display_status(doc: dict[str, Any], states: dict[str, int]) -> str:
+    """COMPLETED, RUNNING (a Firework runs), QUEUED (waiting for a worker), FAILED (a step fizzled and
+    nothing is queued: `sld resume`), STOPPED (no Firework left, e.g. workflow deleted: `sld resume`)."""
+    if doc.get("status") == "COMPLETED" and doc.get("steps_done", 0) >= doc.get("steps_requested", 0):
+        return "COMPLETED"
+    if states.get("RUNNING"):
+        return "RUNNING"
+    if any(states.get(s) for s in ("READY", "WAITING", "RESERVED", "PAUSED")):
+        return "QUEUED"
+    return "FAILED" if states.get("FIZZLED") else "STOPPED"
+
+
 def status_rows(session: Session, trajectory: str | None = None) -> list[dict[str, Any]]:
     docs = [session.store.get_trajectory(trajectory)] if trajectory else session.store.find_trajectories()
     all_states = session.store.firework_states(trajectory)
@@ -344,7 +356,7 @@ def status_rows(session: Session, trajectory: str | None = None) -> list[dict[st
     for doc in docs:
         states = all_states.get(doc["_id"], {})
         rows.append({
-            "id": doc["_id"], "name": doc.get("name"), "status": doc.get("status"),
+            "id": doc["_id"], "name": doc.get("name"), "status": _display_status(doc, states),
             "steps_done": doc.get("steps_done"), "steps_requested": doc.get("steps_requested"),
             "start_step": doc.get("start_step", 0), "fireworks": states,
             "last_energy_ev": doc.get("last_energy_ev"), "engine_wall_time_s": doc.get("engine_wall_time_s"),
