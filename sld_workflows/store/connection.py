@@ -281,8 +281,8 @@ def _process_start_epoch() -> float:
         import psutil
 
         return psutil.Process().create_time()
-    except Exception:  # pragma: no cover - psutil missing
-        return float("-inf")
+    except Exception:  # pragma: no cover - psutil missing: cannot tell, skip the staleness check
+        return float("inf")
 
 
 def guard_launchpad(lpad: Any) -> EmbeddedGuard | None:

@@ -290,8 +290,16 @@ def restart(
 def _pid_dead(worker: Mapping[str, Any]) -> bool:
     if worker.get("host") != socket.gethostname():
         return False
-    import psutil
-
+    try:
+        import psutil
+    except ImportError:  # pragma: no cover - without psutil: is any process with this pid alive?
+        try:
+            os.kill(int(worker["pid"]), 0)
+        except ProcessLookupError:
+            return True
+        except (PermissionError, ValueError, KeyError):
+            return False
+        return False
     try:
         proc = psutil.Process(int(worker["pid"]))
     except (psutil.NoSuchProcess, ValueError, KeyError):
