@@ -71,14 +71,12 @@ def bench_sld(n_traj: int, steps: int, layout: str, root: Path, launchpad: str |
     with open_session(launchpad, None if launchpad else project, create=True) as session:
         if launchpad:
             session.lpad.reset("", require_password=False, max_reset_wo_password=10**9)
-            session.store.trajectories.delete_many({})
-            session.store.frames.delete_many({})
+            session.store.delete_all()
         tids = [submit(session, _toy_input(steps, seed=i), layout=layout) for i in range(n_traj)]
         (project / "launches").mkdir(parents=True, exist_ok=True)
         wall = _run(session, project / "launches")
         n_fw = session.lpad.get_fw_ids({"state": "COMPLETED"}, count_only=True)
-        engine = sum(d.get("wall_time_s") or 0.0 for d in session.store.frames.find(
-            {"kind": {"$in": ["evaluation", "midpoint_evaluation"]}}, {"wall_time_s": 1}))
+        engine = session.store.engine_wall_time()
         done = sum(session.store.get_trajectory(t)["steps_done"] for t in tids)
     assert done == n_traj * steps, f"only {done} of {n_traj * steps} steps done"
     return {"wall_s": wall, "engine_s": engine, "fireworks": n_fw, "steps": done}

@@ -37,6 +37,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import bson
+import pymongo
 import pymongo.errors
 
 from sld_workflows.errors import SLDError
@@ -153,7 +154,53 @@ class TrajectoryStore:
              "$inc": {"engine_wall_time_s": float(wall_time_s)}},
         )
 
+    def claim(self, trajectory_id: str, worker: dict[str, Any]) -> dict[str, Any]:
+        """Mark RUNNING by ``worker`` (host, pid, fw_id, since); return the trajectory document."""
+        doc = self.trajectories.find_one_and_update(
+            {"_id": trajectory_id}, {"$set": {"status": "RUNNING", "worker": worker, "updated_on": _now()}},
+            return_document=pymongo.ReturnDocument.AFTER,
+        )
+        if doc is None:
+            raise UnknownTrajectoryError(trajectory_id)
+        return doc
+
+    def finish(self, trajectory_id: str) -> None:
+        self.update_trajectory(trajectory_id, status="COMPLETED", worker=None)
+
+    def running_with_worker(self) -> list[dict[str, Any]]:
+        """Trajectories a task marked RUNNING, with its worker record (for dead-worker detection)."""
+        return list(self.trajectories.find({"worker": {"$ne": None}, "status": "RUNNING"},
+                                           {"worker": 1, "status": 1}))
+
+    def add_engine_time(self, trajectory_id: str, wall_time_s: float) -> None:
+        self.trajectories.update_one({"_id": trajectory_id}, {"$inc": {"engine_wall_time_s": float(wall_time_s)}})
+
     # ------------------------------------------------------------------ frames
+    def frames_of_steps(self, trajectory_id: str, steps: list[int]) -> list[dict[str, Any]]:
+        """Every stored frame of the given steps (one query)."""
+        return list(self.frames.find({"trajectory": trajectory_id, "step": {"$in": [int(x) for x in steps]}}))
+
+    def latest_frame_with(
+        self, trajectory_id: str, field: str, kinds: list[str], max_step: int
+    ) -> dict[str, Any] | None:
+        """The latest frame (by step, then kind descending) of ``kinds`` up to ``max_step`` that has
+        ``field`` set; only ``field``, step and kind are returned."""
+        return self.frames.find_one(
+            {"trajectory": trajectory_id, "kind": {"$in": kinds}, "step": {"$lte": int(max_step)},
+             field: {"$ne": None}},
+            {field: 1, "step": 1, "kind": 1}, sort=[("step", -1), ("kind", -1)],
+        )
+
+    def engine_wall_time(self, query: dict[str, Any] | None = None) -> float:
+        """Sum of stored engine wall times of evaluation frames (benchmarks)."""
+        q = {"kind": {"$in": ["evaluation", "midpoint_evaluation"]}, **(query or {})}
+        return float(sum(d.get("wall_time_s") or 0.0 for d in self.frames.find(q, {"wall_time_s": 1})))
+
+    def delete_all(self) -> None:
+        """Empty both collections (benchmarks on a scratch database only)."""
+        self.frames.delete_many({})
+        self.trajectories.delete_many({})
+
     def put_frame(
         self,
         trajectory_id: str,

@@ -324,7 +324,7 @@ def recover(session: Session, expiration_secs: float | None = None) -> dict[str,
     if session.embedded:
         dead = list(running)
     else:
-        for doc in session.store.trajectories.find({"worker": {"$ne": None}, "status": "RUNNING"}):
+        for doc in session.store.running_with_worker():
             worker = doc.get("worker") or {}
             if _pid_dead(worker):
                 dead += lpad.get_fw_ids({"spec.sld.trajectory": doc["_id"], "state": "RUNNING"})
@@ -340,7 +340,7 @@ def recover(session: Session, expiration_secs: float | None = None) -> dict[str,
     for fw_id in rerun:
         tid = session.store.trajectory_of_firework(fw_id)
         if tid:
-            session.store.trajectories.update_one({"_id": tid}, {"$set": {"status": "READY", "worker": None}})
+            session.store.update_trajectory(tid, status="READY", worker=None)
     return {"rerun": sorted(rerun), "inconsistent": sorted(inconsistent), "running_checked": sorted(running)}
 
 

@@ -134,7 +134,7 @@ class Frames:
         if self.optimistic and all((self.trajectory, steps[0], k) in _FRAME_CACHE for k in ("state", "evaluation")):
             self._fetched.update(missing)
             return
-        for doc in self.store.frames.find({"trajectory": self.trajectory, "step": {"$in": missing}}):
+        for doc in self.store.frames_of_steps(self.trajectory, missing):
             self._docs[(doc["step"], doc["kind"])] = doc
         self._fetched.update(missing)
 
@@ -288,7 +288,7 @@ def evaluate_request(
         scf_iterations=info.get("scf_iterations"),
         custodian_corrections=_jsonable(info.get("custodian_corrections", info.get("corrections"))),
     )
-    store.trajectories.update_one({"_id": request.trajectory}, {"$inc": {"engine_wall_time_s": wall}})
+    store.add_engine_time(request.trajectory, wall)
     return wall
 
 
@@ -304,20 +304,14 @@ def _engine_in_directory(engine: Any, store: TrajectoryStore, request: EngineReq
 
     local = copy.copy(engine)
     local.run_root = str(Path(launch_dir) / "engine")
-    previous = store.frames.find_one(
-        {"trajectory": request.trajectory, "kind": {"$in": ["evaluation", "midpoint_evaluation"]},
-         "engine_run_dir": {"$ne": None}, "step": {"$lte": request.step}},
-        {"engine_run_dir": 1, "step": 1, "kind": 1}, sort=[("step", -1), ("kind", -1)],
-    )
+    previous = store.latest_frame_with(request.trajectory, "engine_run_dir",
+                                       ["evaluation", "midpoint_evaluation"], request.step)
     if previous is not None and hasattr(local, "_last_dir"):
         local._last_dir = Path(previous["engine_run_dir"])
     return local, str(Path(local.run_root) / engine.run_dir_name(state))
 
 
 def _previous_launch_dir(store: TrajectoryStore, request: EngineRequest) -> str | None:
-    doc = store.frames.find_one(
-        {"trajectory": request.trajectory, "kind": {"$in": ["evaluation", "midpoint_evaluation"]},
-         "step": {"$lte": request.step}, "launch_dir": {"$ne": None}},
-        {"launch_dir": 1}, sort=[("step", -1), ("kind", -1)],
-    )
+    doc = store.latest_frame_with(request.trajectory, "launch_dir", ["evaluation", "midpoint_evaluation"],
+                                  request.step)
     return None if doc is None else doc.get("launch_dir")

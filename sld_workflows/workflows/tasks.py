@@ -26,7 +26,7 @@ from fireworks import FiretaskBase, Firework, FWAction, Workflow, explicit_seria
 
 from sld_workflows.errors import SLDError
 from sld_workflows.store.connection import flush_if_due, guard_launchpad, in_task
-from sld_workflows.store.trajectories import TrajectoryStore, _now
+from sld_workflows.store.trajectories import TrajectoryStore
 from sld_workflows.workflows.phases import EngineRequest, Frames, evaluate_request, integrate
 
 _STORES: dict[int, TrajectoryStore] = {}
@@ -51,22 +51,11 @@ def _store(task: FiretaskBase) -> tuple[Any, TrajectoryStore]:
 def _claim(store: TrajectoryStore, trajectory: str, fw_id: Any) -> dict[str, Any]:
     """Mark the trajectory RUNNING by this process (``sld recover`` checks the pid) and return it."""
     worker = {"fw_id": fw_id, "host": socket.gethostname(), "pid": os.getpid(), "since": time.time()}
-    doc = store.trajectories.find_one_and_update(
-        {"_id": trajectory}, {"$set": {"status": "RUNNING", "worker": worker, "updated_on": _now()}},
-        return_document=True,
-    )
-    if doc is None:
-        from sld_workflows.store.trajectories import UnknownTrajectoryError
-
-        raise UnknownTrajectoryError(trajectory)
-    return doc
+    return store.claim(trajectory, worker)
 
 
-def _finish(store: TrajectoryStore, trajectory: str) -> dict[str, Any]:
-    store.trajectories.update_one(
-        {"_id": trajectory}, {"$set": {"status": "COMPLETED", "worker": None, "updated_on": _now()}}
-    )
-    return {"trajectory": trajectory, "completed": True}
+def _finish(store: TrajectoryStore, trajectory: str) -> None:
+    store.finish(trajectory)
 
 
 @explicit_serialize
