@@ -75,6 +75,13 @@ class VerletList:
         self, positions: np.ndarray, cell: np.ndarray, pbc: tuple[bool, bool, bool]
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(i, j, d) for pairs within cutoff + skin (callers mask by their own cutoff)."""
+        i, j, shift_cart = self.update(positions, cell, pbc)
+        return i, j, positions[j] - positions[i] + shift_cart
+
+    def update(
+        self, positions: np.ndarray, cell: np.ndarray, pbc: tuple[bool, bool, bool]
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(i, j, shift vectors in Å) of the valid list, rebuilt if needed: d = r_j − r_i + shift."""
         if not self.is_valid(positions, cell, pbc):
             self.i, self.j, self.shifts = half_list(positions, cell, pbc, self.cutoff_a + self.skin_a)
             self._cell = cell.copy()
@@ -86,8 +93,7 @@ class VerletList:
         if self._shift_cell is None or not np.array_equal(cell, self._shift_cell):
             self._shift_cart = self.shifts @ cell
             self._shift_cell = cell.copy()
-        d = positions[self.j] - positions[self.i] + self._shift_cart
-        return self.i, self.j, d
+        return self.i, self.j, self._shift_cart
 
 
 def bond_vectors(

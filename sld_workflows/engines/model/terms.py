@@ -28,6 +28,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from sld_workflows.engines.model import _kernels
 from sld_workflows.engines.model.neighbors import VerletList, bond_vectors
 
 EXCHANGE_FORMS = ("ma_dudarev", "bethe_slater", "linear", "exponential", "constant")
@@ -77,15 +78,12 @@ class Context:
     species: tuple[str, ...]
 
 
+def _use_kernels(cache: dict) -> bool:
+    return _kernels.HAVE_NUMBA and cache.get("accelerate", True)
+
+
 def _species_pair_mask(species: tuple[str, ...], i, j, a: str, b: str, cache: dict) -> np.ndarray:
-    key = ("species", species)
-    codes = cache.get(key)
-    if codes is None:
-        names = sorted(set(species))
-        lookup = {s: k for k, s in enumerate(names)}
-        codes = (np.array([lookup[s] for s in species]), lookup)
-        cache[key] = codes
-    arr, lookup = codes
+    arr, lookup = _kernels.species_codes(species, cache)
     if a not in lookup or b not in lookup:
         return np.zeros(len(i), dtype=bool)
     ca, cb = lookup[a], lookup[b]
@@ -136,6 +134,16 @@ class MorsePair(Term):
 
     def add(self, ctx: Context, acc: Accumulator, cache: dict) -> None:
         nl = cache.setdefault(("verlet", self.rcut_a), VerletList(self.rcut_a, cache["skin_a"]))
+        if _use_kernels(cache):
+            i, j, shift = nl.update(ctx.positions, ctx.cell, ctx.pbc)
+            codes, lookup = _kernels.species_codes(ctx.species, cache)
+            if self.a not in lookup or self.b not in lookup:
+                return
+            acc.energy += _kernels.morse_kernel(
+                ctx.positions, shift, i, j, codes, lookup[self.a], lookup[self.b], len(lookup) == 1,
+                self.rcut_a, self.d0_ev, self.alpha_per_a, self.r0_a, self.scale, acc.grad_r, acc.virial,
+            )
+            return
         i, j, d = nl.pairs(ctx.positions, ctx.cell, ctx.pbc)
         r2 = np.einsum("ij,ij->i", d, d)
         m = r2 < self.rcut_a**2
@@ -271,6 +279,22 @@ class Exchange(Term):
 
     def add(self, ctx: Context, acc: Accumulator, cache: dict) -> None:
         nl = cache.setdefault(("verlet", self.rcut_a), VerletList(self.rcut_a, cache["skin_a"]))
+        if _use_kernels(cache):
+            i, j, shift = nl.update(ctx.positions, ctx.cell, ctx.pbc)
+            codes, lookup = _kernels.species_codes(ctx.species, cache)
+            if self.a not in lookup or self.b not in lookup:
+                return
+            p = np.array([self.params[k] for k in _FORM_PARAMS[self.form]] + [0.0] * 3)
+            inner = self.rmin_a is not None
+            n = self._n
+            acc.energy += _kernels.exchange_kernel(
+                ctx.positions, shift, i, j, codes, lookup[self.a], lookup[self.b], np.ascontiguousarray(ctx.spins),
+                _kernels.FORM_CODES[self.form], p, self.rcut_a, self.r_on_a,
+                self.rmin_a if inner else 0.0, self.rmin_on_a if inner else 0.0, inner,
+                self.offset, self.xxz_ratio * self.xxz_scale, n[0], n[1], n[2], self.scale,
+                acc.grad_r, acc.grad_s, acc.virial,
+            )
+            return
         i, j, d = nl.pairs(ctx.positions, ctx.cell, ctx.pbc)
         r2 = np.einsum("ij,ij->i", d, d)
         m = r2 < self.rcut_a**2
