@@ -140,6 +140,7 @@ def test_real_vasp_precision_bound(fake_vasp_env, monkeypatch):
     assert err.max() > 1e-9  # the 5-digit rounding is visible (this is not a 12-digit run)
 
 
+@pytest.mark.slow  # ~23 s: 6 steps, 5 faults, one 8 s frozen-job timeout
 def test_faults_are_corrected_and_trajectory_completes(fake_vasp_env, monkeypatch):
     faults = [
         {"fault": "error", "message": "brmix", "match": "step_000001", "times": 1},
