@@ -8,7 +8,8 @@ Layouts (chosen per trajectory, ``layout`` in its store document):
 - ``split`` — the engine in its own Firework (VASP: its own launch directory, Custodian):
   :class:`SLDEngineTask` evaluates one stored input frame, then :class:`SLDIntegratorTask` finishes
   what the frames allow and adds the next (engine → integrator) pair. Fireworks per step: 2 with
-  ``sib-fixed-field``, 4 with full ``sib`` (two engine calls).
+  ``sib-fixed-field``, 4 with full ``sib`` (two engine calls). Each Firework adds the next one
+  (single-Firework additions, like a plain FireWorks chain).
 
 Each task reaches the store through the Rocket's LaunchPad (``_add_launchpad_and_fw_id``), never a
 second client. Every task is idempotent (see :mod:`sld_workflows.workflows.phases`), so a lost run
@@ -108,12 +109,13 @@ class SLDEngineTask(FiretaskBase):
         wall = evaluate_request(store, doc, request, launch_dir=os.getcwd())
         flush_if_due(lpad)
         return FWAction(stored_data={"trajectory": request.trajectory, "step": request.step,
-                                     "kind": request.output_kind, "engine_wall_time_s": wall})
+                                     "kind": request.output_kind, "engine_wall_time_s": wall},
+                        additions=[integrator_firework(doc, request.step)])
 
 
 @explicit_serialize
 class SLDIntegratorTask(FiretaskBase):
-    """Split layout: finish step(s) from stored frames, then add the next engine + integrator pair."""
+    """Split layout: finish step(s) from stored frames, then add the next engine Firework."""
 
     required_params = ["trajectory"]
 
@@ -132,7 +134,7 @@ class SLDIntegratorTask(FiretaskBase):
         if request is None:
             _finish(store, trajectory)
             return FWAction(stored_data=stored)
-        return FWAction(stored_data=stored, additions=[engine_integrator_pair(doc, request)])
+        return FWAction(stored_data=stored, additions=[engine_firework(doc, request)])
 
 
 # ------------------------------------------------------------------------------------ builders
@@ -163,24 +165,22 @@ def step_firework(doc: dict[str, Any], step: int) -> Firework:
     )
 
 
-def engine_integrator_pair(doc: dict[str, Any], request: EngineRequest) -> Workflow:
-    """Split layout: engine Firework for ``request`` followed by an integrator Firework."""
-    return Workflow(_pair_fws(doc, request))
-
-
-def _pair_fws(doc: dict[str, Any], request: EngineRequest) -> list[Firework]:
-    engine_fw = Firework(
+def engine_firework(doc: dict[str, Any], request: EngineRequest) -> Firework:
+    """Split layout: the engine Firework of ``request`` (it adds its integrator Firework when done)."""
+    return Firework(
         SLDEngineTask(trajectory=doc["_id"], step=request.step, input_kind=request.input_kind),
         spec=_base_spec(doc, request.step, request.input_kind, engine=True),
         name=_fw_name(doc, request.step, f"engine-{request.input_kind}-"),
     )
-    integrator_fw = Firework(
+
+
+def integrator_firework(doc: dict[str, Any], step: int) -> Firework:
+    """Split layout: the integrator Firework that follows an engine Firework."""
+    return Firework(
         SLDIntegratorTask(trajectory=doc["_id"]),
-        spec=_base_spec(doc, request.step, "integrate", engine=False),
-        name=_fw_name(doc, request.step, "integrate"),
-        parents=[engine_fw],
+        spec=_base_spec(doc, step, "integrate", engine=False),
+        name=_fw_name(doc, step, "integrate"),
     )
-    return [engine_fw, integrator_fw]
 
 
 def trajectory_workflow(doc: dict[str, Any], request: EngineRequest | None = None) -> Workflow:
@@ -192,4 +192,4 @@ def trajectory_workflow(doc: dict[str, Any], request: EngineRequest | None = Non
         return Workflow([step_firework(doc, step)], name=name, metadata=metadata)
     if request is None:
         raise SLDError("split layout: the first engine request is needed to build the workflow")
-    return Workflow(_pair_fws(doc, request), name=name, metadata=metadata)
+    return Workflow([engine_firework(doc, request)], name=name, metadata=metadata)
