@@ -103,14 +103,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="small sizes (40 steps; 10 x 10)")
     parser.add_argument("-l", "--launchpad", help="real MongoDB launchpad file (its database is RESET)")
     parser.add_argument("--json", help="also write the results to this JSON file")
+    parser.add_argument("--case", choices=("1x200", "50x20"), help="run only this case")
+    parser.add_argument("--layout", choices=("merged", "split"), help="run only this layout")
     args = parser.parse_args(argv)
     cases = [(1, 40), (10, 10)] if args.quick else [(1, 200), (50, 20)]
+    if args.case:
+        cases = [tuple(int(x) for x in args.case.split("x"))]
+    layouts = [args.layout] if args.layout else ["merged", "split"]
     results = []
     with tempfile.TemporaryDirectory(prefix="sld_bench_") as tmp:
         root = Path(tmp)
         os.environ.setdefault("SLD_FLUSH_SECS", "30")  # the worker default
         for n_traj, steps in cases:
-            for layout in ("merged", "split"):
+            for layout in layouts:
                 sld = bench_sld(n_traj, steps, layout, root, args.launchpad)
                 fw_per_step = sld["fireworks"] / sld["steps"]
                 # trivial chains with the same number of Fireworks per chain as the SLD workflows
