@@ -1,0 +1,151 @@
+"""Preset structures, moments and the energetics that select each Table I ground state."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from sld_workflows.analysis.order import g_type_signs, pyrochlore_axes, pyrochlore_sublattices
+from sld_workflows.engines.model.geometry import nn_graph
+from sld_workflows.engines.model.presets import MOMENTS_MUB, PRESET_NAMES, make_preset
+from sld_workflows.errors import SpecError
+
+# composition per cell and nearest magnetic distance (Å), sld_numerics §3.3
+EXPECTED = {
+    "bcc_fe": ({"Fe": 2}, 2.482),
+    "cri3_monolayer": ({"Cr": 2, "I": 6}, 3.965),
+    "cd2os2o7": ({"Os": 16, "Cd": 16, "O": 56}, 3.596),
+    "mgcr2o4": ({"Mg": 8, "Cr": 16, "O": 32}, 2.946),
+    "bifeo3": ({"Bi": 2, "Fe": 2, "O": 6}, 3.968),
+    "bifeo3_2x2x2": ({"Bi": 16, "Fe": 16, "O": 48}, 3.968),
+}
+
+
+@pytest.mark.parametrize("name", PRESET_NAMES)
+def test_structure_moments_and_initial_state(name):
+    state, engine = make_preset(name)
+    counts, nn = EXPECTED[name]
+    assert {s: state.species.count(s) for s in set(state.species)} == counts
+    mags = np.flatnonzero(state.magnetic)
+    assert {state.species[i] for i in mags} == set(MOMENTS_MUB[name])
+    assert np.all(state.moments[mags] == MOMENTS_MUB[name][state.species[mags[0]]])
+    assert np.all(state.spins[mags] == [0.0, 0.0, 1.0])
+    assert np.all(state.velocities == 0.0)
+    i, j, d = nn_graph(state.positions, state.cell, mags)
+    assert np.linalg.norm(d, axis=1).min() == pytest.approx(nn, abs=2e-3)
+    assert engine.n_sites == state.n_sites
+
+
+def test_supercells_and_bifeo3_names():
+    fe, _ = make_preset("bcc_fe", supercell=(10, 10, 10))
+    assert fe.n_sites == 2000
+    a, _ = make_preset("bifeo3", supercell=(2, 2, 2))
+    b, _ = make_preset("bifeo3_2x2x2")
+    assert a.n_sites == b.n_sites == 80
+    assert np.allclose(a.cell, b.cell) and np.allclose(a.positions, b.positions)
+    with pytest.raises(SpecError) as info:
+        make_preset("bcc_fe", supercell=(2, 0, 1))
+    assert info.value.key == "supercell"
+    with pytest.raises(SpecError) as info:
+        make_preset("bcc_fe", external_field_ev_per_mub=[0, 1])
+    assert info.value.key == "external_field_ev_per_mub"
+
+
+@pytest.mark.parametrize("name", ["cri3_monolayer", "cd2os2o7", "mgcr2o4", "bifeo3"])
+def test_reference_structure_is_force_and_stress_free_without_magnetism(name):
+    """The Morse network has every bond at its reference length: zero force and stress."""
+    state, engine = make_preset(name, overrides={"exchange": {"enabled": False}, "dmi": {"enabled": False},
+                                                 "anisotropy": {"enabled": False}})
+    ev = engine.evaluate(state)
+    assert np.max(np.abs(ev.forces_ev_per_a)) < 1e-12
+    assert np.max(np.abs(ev.stress_ev_per_a3)) < 1e-14
+
+
+def test_bcc_fe_ferromagnet_is_lowest():
+    state, engine = make_preset("bcc_fe", supercell=(2, 2, 2))
+    e_fm = engine.evaluate(state).energy_ev
+    # B2 antiferromagnet: corner and body-centre sublattices opposite
+    frac = state.positions @ np.linalg.inv(state.cell) * 2
+    body = (np.rint(frac[:, 0] * 2) % 2).astype(bool)
+    afm = state.replace(spins=np.where(body[:, None], [0, 0, -1.0], [0, 0, 1.0]))
+    e_afm = engine.evaluate(afm).energy_ev
+    # 4N nearest-neighbour bonds go from s·s − 1 = 0 to −2 (offset 1), second neighbours are unchanged:
+    # E_AFM − E_FM = 4N · 2 J₁ with J₁ = J(2.482 Å) of the preset
+    term = next(t for t in engine.terms if t.kind == "exchange")
+    j1 = term.j_of_r(np.array([2.8665 * np.sqrt(3) / 2]))[0][0]
+    assert e_afm - e_fm == pytest.approx(2.0 * 4 * state.n_sites * j1, rel=1e-10)
+    assert j1 > 0
+
+
+def test_cri3_easy_axis_energy_is_the_xxz_gap():
+    """FM along z vs in-plane: ΔE = −Σ_bonds λJ₁ = −(3N/2)·Λ, Λ = 0.2025 meV (exact for the preset)."""
+    state, engine = make_preset("cri3_monolayer", supercell=(2, 2, 1))
+    e_z = engine.evaluate(state).energy_ev
+    e_x = engine.evaluate(state.replace(spins=np.where(state.magnetic[:, None], [1.0, 0, 0], 0.0))).energy_ev
+    n_cr = int(state.magnetic.sum())
+    assert e_z - e_x == pytest.approx(-1.5 * n_cr * 0.2025e-3, rel=1e-10)
+
+
+def test_cd2os2o7_aiao_beats_local_xy_states_and_dmi_sign():
+    """The AIAO state has the lowest energy among AIAO, its DMI-reversed counterpart and 'XY'
+    states with every spin perpendicular to its local axis (sld_numerics §3.4: fix the DMI sign
+    by E(AIAO) < E(Γ5/XY))."""
+    state, engine = make_preset("cd2os2o7")
+    axes = pyrochlore_axes(state)
+    e_aiao = engine.evaluate(state.replace(spins=axes)).energy_ev
+    e_aoai = engine.evaluate(state.replace(spins=-axes)).energy_ev
+    assert e_aiao == pytest.approx(e_aoai, abs=1e-12)  # time reversal
+    dmi = next(t for t in engine.terms if t.kind == "dmi")
+    i, j = dmi.i, dmi.j
+    e_dmi = float(np.sum(np.einsum("ij,ij->i", dmi.d_ev, np.cross(axes[i], axes[j]))))
+    assert e_dmi < 0
+    rng = np.random.default_rng(0)
+    mags = state.magnetic
+    for _ in range(20):
+        e = rng.normal(size=3)
+        xy = e - np.einsum("ij,j->i", axes, e)[:, None] * axes
+        xy = np.where(mags[:, None], xy / np.maximum(np.linalg.norm(xy, axis=1), 1e-300)[:, None], 0.0)
+        assert engine.evaluate(state.replace(spins=np.where(mags[:, None], xy, [0, 0, 1.0]))).energy_ev > e_aiao
+
+
+def test_mgcr2o4_collinear_q0_magnetostriction_is_tetragonal_and_traceless():
+    """q = 0 collinear state (sublattices 0,1 up, 2,3 down) at the cubic reference: the exchange
+    stress flattens the cell along z (σ_zz > 0 > σ_xx = σ_yy) and, with the offset −1/3 for every
+    2-up-2-down tetrahedron, has zero trace (no volume magnetostriction)."""
+    state, engine = make_preset("mgcr2o4")
+    sub = pyrochlore_sublattices(pyrochlore_axes(state))
+    sign = np.where(np.isin(sub, [0, 1]), 1.0, -1.0)
+    q0 = state.replace(spins=np.where(state.magnetic[:, None], sign[:, None] * np.array([0, 0, 1.0]), 0.0))
+    sigma = engine.evaluate(q0).stress_ev_per_a3
+    assert sigma[2, 2] > 0 > sigma[0, 0]
+    assert sigma[0, 0] == pytest.approx(sigma[1, 1], rel=1e-12)
+    assert abs(np.trace(sigma)) < 1e-12 * np.abs(sigma).max()
+    assert np.max(np.abs(sigma - np.diag(np.diag(sigma)))) < 1e-12 * np.abs(sigma).max()
+
+
+@pytest.mark.parametrize("name", ["bifeo3", "bifeo3_2x2x2"])
+def test_bifeo3_g_type_is_lowest_and_all_nn_antiparallel(name):
+    state, engine = make_preset(name)
+    eps = g_type_signs(state)
+    mags = np.flatnonzero(state.magnetic)
+    i, j, _ = nn_graph(state.positions, state.cell, mags)
+    assert np.all(eps[i] * eps[j] == -1)  # every NN Fe–Fe bond antiparallel
+    assert len(i) == 3 * len(mags)
+    in_plane = np.array([1.0, 0.0, 0.0])  # L ⊥ c_hex (easy plane)
+    g = state.replace(spins=np.where(state.magnetic[:, None], eps[:, None] * in_plane, 0.0))
+    e_g = engine.evaluate(g).energy_ev
+    e_fm = engine.evaluate(state.replace(spins=np.where(state.magnetic[:, None], in_plane, 0.0))).energy_ev
+    e_g_axis = engine.evaluate(state.replace(spins=np.where(state.magnetic[:, None], eps[:, None] * [0, 0, 1.0], 0.0)))
+    assert e_g < e_fm
+    assert e_g < e_g_axis.energy_ev  # easy-plane anisotropy: L ⊥ c is lower
+
+
+def test_external_field_adds_exact_zeeman_energy():
+    b = np.array([0.01, -0.02, 0.03])
+    state, plain = make_preset("bifeo3")
+    _, zee = make_preset("bifeo3", external_field_ev_per_mub=b)
+    rng = np.random.default_rng(1)
+    s = np.where(state.magnetic[:, None], rng.normal(size=(state.n_sites, 3)), 0.0)
+    st = state.replace(spins=s)
+    diff = zee.evaluate(st).energy_ev - plain.evaluate(st).energy_ev
+    assert diff == pytest.approx(-float(np.sum(st.moments * (st.spins @ b))), rel=1e-12)
