@@ -24,6 +24,12 @@ def test_model_templates_validate(name):
     assert inp.steps > 0 and inp.default_layout == "merged"
 
 
+def test_static_constrained_template_is_a_split_vasp_calculation():
+    inp = load_input(TEMPLATES / "static_constrained.yaml")
+    assert inp.steps == 0 and inp.default_layout == "split"
+    assert type(inp.engine).__name__ == "VaspEngine" and list(inp.engine.command) == ["sld-fake-vasp"]
+
+
 def _small(name):
     d = yaml.safe_load((TEMPLATES / f"{name}.yaml").read_text())
     d["structure"]["supercell"] = [1, 1, 1]

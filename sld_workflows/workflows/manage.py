@@ -66,6 +66,8 @@ def load_input(source: str | os.PathLike | Mapping[str, Any]) -> TrajectoryInput
     from sld_workflows.run.spec import load_spec
 
     spec = load_spec(source)
+    if hasattr(spec, "with_embedded_structure"):  # stored specs must not depend on this machine's files
+        spec = spec.with_embedded_structure()
     engine = spec.build_engine()
     if not hasattr(engine, "as_dict"):
         raise SpecError("engine", f"{type(engine).__name__} is not serialisable (no as_dict); cannot submit it")
