@@ -29,8 +29,10 @@ Our own (why: nothing upstream knows the constraint output):
   targets: the deviation angle θ_i ≈ |P_i|/(λ|MW_i|) (mode 1/2, P = λ MW⊥) must be below
   ``max_angle_deg``; else LAMBDA is raised ×10 (up to ``max_lambda``) and the run repeated from its
   own WAVECAR. The field B = 2P is λ-independent at convergence, so this changes accuracy, not
-  convention. The penalty identity E_p = Σ|P|²/λ (modes 1/2) is checked too: a violation means
-  the OSZICAR is inconsistent and is not correctable.
+  convention. The penalty identity E_p = Σ|P|²/λ (modes 1/2) is checked too, loosely
+  (``identity_rel_tol`` = 5 %: real VASP output satisfies it only to ~1e-3, 1.4e-3 in the wiki's
+  example); a violation beyond that means the OSZICAR is inconsistent (mixed or tampered files) and
+  is not correctable.
 """
 
 from __future__ import annotations
@@ -82,7 +84,7 @@ class ConstraintDeviationHandler(ErrorHandler):
     is_monitor = False
 
     def __init__(self, max_angle_deg: float = 1.0, max_lambda: float = 1000.0, factor: float = 10.0,
-                 output_filename: str = "OSZICAR", identity_rel_tol: float = 2e-3) -> None:
+                 output_filename: str = "OSZICAR", identity_rel_tol: float = 0.05) -> None:
         self.max_angle_deg = max_angle_deg
         self.identity_rel_tol = identity_rel_tol
         self.max_lambda = max_lambda
