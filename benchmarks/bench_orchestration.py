@@ -10,7 +10,8 @@ Cases (embedded mongomock-persistence store by default; ``-l launchpad.yaml`` fo
 
 The engine is trivial (Zeeman field on 2 sites) and its measured wall time (stored per evaluation)
 is subtracted. Printed: per-step overhead, per-Firework cost of the trivial chain, Fireworks per step,
-and ratio = overhead / (trivial cost × Fireworks per step); goal ≤ 1.5.
+and ratio = overhead / (trivial cost × Fireworks per step); goal ≤ 1.5. The trivial chain runs before
+and after each SLD case (the load of a shared machine drifts) and the mean of both is used.
 
     python benchmarks/bench_orchestration.py            # full: 200 steps and 50 x 20
     python benchmarks/bench_orchestration.py --quick    # 40 steps and 10 x 10
@@ -84,6 +85,7 @@ def bench_sld(n_traj: int, steps: int, layout: str, root: Path, launchpad: str |
 
 def bench_trivial(n_chain: int, length: int, root: Path, launchpad: str | None) -> dict:
     project = root / f"trivial_{n_chain}x{length}"
+    root.mkdir(parents=True, exist_ok=True)
     with open_session(launchpad, None if launchpad else project, create=True) as session:
         if launchpad:
             session.lpad.reset("", require_password=False, max_reset_wo_password=10**9)
@@ -116,22 +118,31 @@ def main(argv: list[str] | None = None) -> int:
         os.environ.setdefault("SLD_FLUSH_SECS", "30")  # the worker default
         for n_traj, steps in cases:
             for layout in layouts:
+                # trivial chains with the same number of Fireworks per chain as the SLD workflows,
+                # measured before and after the SLD case (the machine's load drifts): mean of both
+                # (merged: 1 Firework per step; split with sib-fixed-field: 2 per step + 2 for step 0)
+                per_chain = steps if layout == "merged" else 2 * steps + 2
+                before = bench_trivial(n_traj, per_chain, root / "before", args.launchpad)
                 sld = bench_sld(n_traj, steps, layout, root, args.launchpad)
                 fw_per_step = sld["fireworks"] / sld["steps"]
-                # trivial chains with the same number of Fireworks per chain as the SLD workflows
-                trivial = bench_trivial(n_traj, round(sld["fireworks"] / n_traj), root, args.launchpad)
+                after = bench_trivial(n_traj, round(sld["fireworks"] / n_traj), root / "after", args.launchpad)
+                trivial = {"wall_s": before["wall_s"] + after["wall_s"],
+                           "fireworks": before["fireworks"] + after["fireworks"]}
                 trivial_per_fw = trivial["wall_s"] / trivial["fireworks"]
                 overhead = (sld["wall_s"] - sld["engine_s"]) / sld["steps"]
                 ratio = overhead / (trivial_per_fw * fw_per_step)
                 results.append({"case": f"{n_traj} x {steps} steps", "layout": layout, **sld,
                                 "fireworks_per_step": fw_per_step, "overhead_per_step_ms": 1e3 * overhead,
                                 "trivial_per_firework_ms": 1e3 * trivial_per_fw, "trivial_wall_s": trivial["wall_s"],
+                                "trivial_before_ms": 1e3 * before["wall_s"] / before["fireworks"],
+                                "trivial_after_ms": 1e3 * after["wall_s"] / after["fireworks"],
                                 "ratio": ratio})
                 r = results[-1]
                 print(f"{r['case']:>16} {layout:>6}: overhead {r['overhead_per_step_ms']:7.2f} ms/step "
                       f"(engine {1e3 * sld['engine_s'] / sld['steps']:.3f} ms/step excluded), "
                       f"{fw_per_step:.2f} Fireworks/step; "
-                      f"trivial chain {r['trivial_per_firework_ms']:6.2f} ms/Firework; "
+                      f"trivial chain {r['trivial_per_firework_ms']:6.2f} ms/Firework "
+                      f"(before {r['trivial_before_ms']:.1f}, after {r['trivial_after_ms']:.1f}); "
                       f"ratio {ratio:.2f} (goal <= 1.5)", flush=True)
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1))

@@ -53,7 +53,7 @@ class EngineRequest:
 # Frames never change once stored (insert-or-verify), so decoded frames can be cached per process;
 # engines are rebuilt once per (trajectory, process) from the stored engine dict.
 _FRAME_CACHE: OrderedDict[tuple[str, int, str], Any] = OrderedDict()
-_FRAME_CACHE_SIZE = 64
+_FRAME_CACHE_SIZE = 256  # ~3 entries per trajectory: 80 trajectories interleaved by one worker
 _ENGINES: dict[str, Any] = {}
 _SETTINGS: dict[str, DynamicsSettings] = {}
 
