@@ -6,8 +6,8 @@ Layouts (chosen per trajectory, ``layout`` in its store document):
   in-process engine call(s) of step n → n+1, stores the frames, and adds the Firework of step n+1
   (``FWAction(additions=...)``). For the model and analytic engines.
 - ``split`` — the engine in its own Firework (VASP: its own launch directory, Custodian):
-  :class:`SLDEngineTask` evaluates one stored input frame, then :class:`SLDIntegratorTask` finishes
-  what the frames allow and adds the next (engine → integrator) pair. Fireworks per step: 2 with
+  :class:`SLDEngineTask` evaluates one stored input frame and adds an :class:`SLDIntegratorTask`
+  Firework, which finishes what the frames allow and adds the next engine Firework. Fireworks per step: 2 with
   ``sib-fixed-field``, 4 with full ``sib`` (two engine calls). Each Firework adds the next one
   (single-Firework additions, like a plain FireWorks chain).
 
