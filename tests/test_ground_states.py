@@ -51,7 +51,7 @@ def test_bcc_fe_ferromagnet_at_300k():
     """bcc Fe 4×4×4 (128 atoms), T = 300 K, α = 0.5, Δt = 0.2 fs, NVT, 2000 steps = 0.4 ps (paper:
     0.4 ps at 300 K); averages over the last 0.2 ps. Measured: ⟨|m|⟩ ≈ 0.91 (the expected
     m(300 K)/m(0) ≈ 0.88–0.92 of sld_numerics §3.4; not asserted, N = 128 has a finite-size bias),
-    T_spin ≈ 300 K; wall ≈ 9 s."""
+    T_spin = 300.5 K; wall 6–12 s."""
     settings = DynamicsSettings(dt_fs=0.2, alpha=0.5, temperature=300.0, ensemble="nvt", seed=3)
     samples, wall = _run("bcc_fe", (4, 4, 4), settings, 2000, 1000)
     m = _series(samples, "m")
@@ -64,12 +64,13 @@ def test_bcc_fe_ferromagnet_at_300k():
 
 
 def test_cri3_out_of_plane_ferromagnet_at_1k():
-    """CrI3 monolayer 2×2×1 (8 Cr, 32 atoms), T = 1 K, α = 1, Δt = 1 fs, NVT, 5000 steps = 5 ps
-    (paper: 2 ps at α = 0.2 with DFT anisotropy; our XXZ gap of 0.2 meV/bond needs ~3 ps to turn
-    the moments out of plane). Asserts |m_z| > 0.9 averaged over the last 0.5 ps. Measured:
-    |m_z| ≈ 0.99; wall ≈ 5 s."""
+    """CrI3 monolayer 2×2×1 (8 Cr, 32 atoms), T = 1 K, α = 1, Δt = 1 fs, NVT, 12000 steps = 12 ps
+    (paper: 2 ps with the DFT anisotropy; the literature XXZ gap used here, 0.30 meV/Cr, turns the
+    magnetisation out of plane with a time constant (1+α²)/(αγB_anis) ≈ 3.3 ps, so the run lasts
+    ~3.6 time constants). Asserts |m_z| > 0.9 averaged over the last 1 ps. Measured: |m_z| = 0.980,
+    |m| = 0.995; wall 13 s."""
     settings = DynamicsSettings(dt_fs=1.0, alpha=1.0, temperature=1.0, ensemble="nvt", seed=3)
-    samples, wall = _run("cri3_monolayer", (2, 2, 1), settings, 5000, 4500)
+    samples, wall = _run("cri3_monolayer", (2, 2, 1), settings, 12000, 11000)
     mz = _series(samples, "m_z")
     print(f"cri3: <|m_z|> = {np.abs(mz).mean():.4f}, <|m|> = {_series(samples, 'm').mean():.4f}, wall {wall:.1f} s")
     assert np.abs(mz.mean()) > 0.9
@@ -79,7 +80,7 @@ def test_cd2os2o7_all_in_all_out_at_1k():
     """Cd2Os2O7 conventional cell (16 Os, 88 atoms), T = 1 K, α = 0.5, Δt = 0.5 fs, NVT,
     2000 steps = 1 ps (paper: 1 ps). Asserts |m_s| > 0.85 (AIAO projection on the local <111>
     axes; either domain) and the paper's Eq. (6) > 0.85, averaged over the last 0.2 ps.
-    Measured: |m_s| ≈ 0.999; wall ≈ 3 s."""
+    Measured: m_s = −0.9987 (all-out domain), Eq. (6) 0.999; wall 3–4 s."""
     settings = DynamicsSettings(dt_fs=0.5, alpha=0.5, temperature=1.0, ensemble="nvt", seed=3)
     samples, wall = _run("cd2os2o7", (1, 1, 1), settings, 2000, 1600)
     ms = _series(samples, "m_s")
@@ -92,7 +93,8 @@ def test_cd2os2o7_all_in_all_out_at_1k():
 
 def test_bifeo3_g_type_at_1k():
     """BiFeO3 80-atom 2×2×2 cell (16 Fe), T = 1 K, α = 0.5, Δt = 0.5 fs, NVT, 1000 steps = 0.5 ps.
-    Asserts the G-type Néel vector |L| > 0.9 (last 0.1 ps). Measured: |L| ≈ 0.9995; wall ≈ 2 s."""
+    Asserts the G-type Néel vector |L| > 0.9 (last 0.1 ps). Measured: |L| = 0.9994, |m| = 0.005;
+    wall 1.5–2 s."""
     settings = DynamicsSettings(dt_fs=0.5, alpha=0.5, temperature=1.0, ensemble="nvt", seed=3)
     samples, wall = _run("bifeo3_2x2x2", (1, 1, 1), settings, 1000, 800)
     neel = _series(samples, "neel")
@@ -110,7 +112,9 @@ def test_mgcr2o4_spin_jahn_teller_anneal_npt():
     Asserts: collinear order (nematic collinearity > 0.8) with q = 0 (Eq. (6) sublattice order
     > 0.8); c/a − 1 < 0 (flattened, c < a, as the paper's c < √2 a and Tchernyshyov et al.); and
     |⟨c/a⟩ − 1| > 5 × the rms scatter of single c/a samples of the control run (a conservative
-    noise: no √n reduction). Measured: c/a − 1 ≈ −0.010, control rms ≈ 0.0012; wall ≈ 2 × 20 s.
+    noise: no √n reduction). Measured: c/a − 1 = −0.0107 ± 0.0007 (sample scatter), collinearity
+    0.936, Eq. (6) 0.987; control c/a − 1 = −0.0002, rms 0.0011 (collinearity 0.758): 9.5 × the
+    control rms; wall 10 + 9 s (20 s for the test).
     """
     settings = DynamicsSettings(
         dt_fs=1.0, alpha=0.5, temperature=TemperatureSchedule.ramp(50.0, 5.0, 5000.0), ensemble="npt",
