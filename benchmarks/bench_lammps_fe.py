@@ -18,7 +18,8 @@ Model (as close as the two codes allow):
   ``engines/model/neighbors.py``), LAMMPS 0.1 Å with ``neigh_modify every 10 check yes`` (§4.2).
   LAMMPS also creates velocities at 300 K; ours start at rest (cost is unaffected).
 
-Run: ``python benchmarks/bench_lammps_fe.py [--steps 300] [--lammps-steps 1000] [--schemes sib,sib-fixed-field]``.
+Run: ``python benchmarks/bench_lammps_fe.py [--steps 300] [--lammps-steps 1000] [--schemes sib,sib-fixed-field]
+[--exchange lammps|preset] [--no-numba] [--skip-lammps]``.
 Both codes run on one core (OMP_NUM_THREADS=1); the machine is shared, so the script measures both
 back to back and prints atom-steps per wall second, CPU-seconds, and the ratio.
 """
@@ -101,7 +102,7 @@ def run_lammps(steps: int) -> dict:
     }
 
 
-def build_ours(exchange: str):
+def build_ours(exchange: str, accelerate: bool = True):
     from sld_workflows.engines.model import ModelEngine
     from sld_workflows.engines.model.presets import make_preset
     from sld_workflows.engines.model.terms import Exchange
@@ -112,15 +113,19 @@ def build_ours(exchange: str):
         terms.append(Exchange("Fe", "Fe", "bethe_slater", {"a_ev": 0.02726, "b": 0.2171, "d_a": 1.841},
                               rcut_a=3.4, r_on_a=3.3, offset=1.0))
         engine = ModelEngine(terms, n_sites=state.n_sites, label="bcc_fe (LAMMPS Bethe-Slater exchange)")
+    if not accelerate:
+        d = engine.as_dict()
+        d["accelerate"] = False
+        engine = ModelEngine.from_dict(d)
     return state, engine
 
 
-def run_ours(steps: int, scheme: str, exchange: str, warmup: int = 10) -> dict:
+def run_ours(steps: int, scheme: str, exchange: str, warmup: int = 10, accelerate: bool = True) -> dict:
     from sld_workflows.analysis.order import magnetisation
     from sld_workflows.dynamics.settings import DynamicsSettings
     from sld_workflows.dynamics.step import advance
 
-    state, engine = build_ours(exchange)
+    state, engine = build_ours(exchange, accelerate)
     settings = DynamicsSettings(dt_fs=0.1, alpha=0.1, temperature=300.0, ensemble="nvt",
                                 friction_per_fs=0.01, spin_scheme=scheme, seed=7)
     evaluation = engine.evaluate(state)
@@ -151,6 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--schemes", default="sib,sib-fixed-field")
     p.add_argument("--exchange", choices=("lammps", "preset"), default="lammps")
     p.add_argument("--skip-lammps", action="store_true")
+    p.add_argument("--no-numba", action="store_true", help="numpy path of the model engine (accelerate=False)")
     args = p.parse_args(argv)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     print(f"bcc Fe {N_CELLS}x{N_CELLS}x{N_CELLS} = {2 * N_CELLS**3} atoms, dt = 0.1 fs, spins 300 K (alpha 0.1), "
@@ -162,8 +168,9 @@ def main(argv: list[str] | None = None) -> int:
               f"{lammps['loop_s']:.2f} s, {lammps['cpu_use_percent']:.1f}% CPU use; last thermo "
               f"{' '.join(lammps['last_thermo'])})")
     for scheme in args.schemes.split(","):
-        ours = run_ours(args.steps, scheme, args.exchange)
-        line = (f"ours {scheme:16s}: {ours['atom_steps_per_s']:9.0f} atom-steps/s  ({ours['steps']} steps, "
+        ours = run_ours(args.steps, scheme, args.exchange, accelerate=not args.no_numba)
+        tag = f"{scheme}{' numpy' if args.no_numba else ''}"
+        line = (f"ours {tag:16s}: {ours['atom_steps_per_s']:9.0f} atom-steps/s  ({ours['steps']} steps, "
                 f"{ours['wall_s']:.2f} s wall, {ours['cpu_s']:.2f} s CPU, "
                 f"{ours['atom_steps_per_cpu_s']:.0f} per CPU-s; |m| = {ours['m']:.4f}; "
                 f"list builds {ours['list_builds']})")
