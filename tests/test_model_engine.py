@@ -349,3 +349,20 @@ def test_spin_free_terms_reused_bit_identically():
     assert a.energy_ev == b.energy_ev
     for f in ("forces_ev_per_a", "fields_ev_per_mub", "stress_ev_per_a3", "field_parallel_ev_per_mub"):
         assert np.array_equal(getattr(a, f), getattr(b, f)), f
+
+
+def test_shell_window_exchange_derivative():
+    """J(r)·t_out(r)·(1 − t_in(r)) of a shell-window exchange (MgCr2O4's J3) against central
+    differences through both tapers; zero outside the window, J₀ inside."""
+    from sld_workflows.engines.model.terms import Exchange
+
+    term = Exchange("Cr", "Cr", "constant", {"j0_ev": 0.5e-3}, rcut_a=6.4, r_on_a=6.1, rmin_a=5.3, rmin_on_a=5.6)
+    r = np.linspace(5.0, 6.6, 400)
+    h = 1e-6
+    j, dj = term.j_of_r(r)
+    fd = (term.j_of_r(r + h)[0] - term.j_of_r(r - h)[0]) / (2 * h)
+    assert np.max(np.abs(fd - dj)) < 1e-9  # |J''|·h² + ε|J|/h ≪ 1e-9 eV/Å
+    assert np.all(j[(r < 5.3) | (r > 6.4)] == 0.0)
+    assert np.allclose(j[(r > 5.6) & (r < 6.1)], 0.5e-3, rtol=0, atol=1e-15)
+    with pytest.raises(ValueError):
+        Exchange("Cr", "Cr", "constant", {"j0_ev": 1e-3}, rcut_a=6.4, r_on_a=6.1, rmin_a=5.7, rmin_on_a=5.6)
