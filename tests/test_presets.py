@@ -149,3 +149,37 @@ def test_external_field_adds_exact_zeeman_energy():
     st = state.replace(spins=s)
     diff = zee.evaluate(st).energy_ev - plain.evaluate(st).energy_ev
     assert diff == pytest.approx(-float(np.sum(st.moments * (st.spins @ b))), rel=1e-12)
+
+
+def test_bifeo3_weak_ferromagnetic_canting_is_analytic():
+    """Two-sublattice G-type state in the easy plane with DMI D₀ĉ on every NN bond:
+    E_bond = |J₁| s_A·s_B + D₀ ĉ·(s_A × s_B) is minimised by a deviation δ = atan(D₀/|J₁|) from
+    antiparallel. At that state every perpendicular field vanishes, the energy is lower than the
+    collinear state by N_bonds(√(J₁² + D₀²) − |J₁|), and M = (s_A + s_B)/2 has |M| = sin(δ/2),
+    antiparallel to D × L (E = +Σ D·(s_i × s_j) convention)."""
+    state, engine = make_preset("bifeo3")
+    eps = g_type_signs(state)
+    mags = np.flatnonzero(state.magnetic)
+    i, j, d = nn_graph(state.positions, state.cell, mags)
+    exch = next(t for t in engine.terms if t.kind == "exchange")
+    dmi = next(t for t in engine.terms if t.kind == "dmi")
+    j1s = exch.j_of_r(np.linalg.norm(d, axis=1))[0]
+    assert np.ptp(j1s) < 1e-12  # all NN bonds equally long in the R3c cell
+    j1 = abs(j1s[0])
+    d0 = float(np.abs(dmi.d_ev[:, 2]).max())
+    delta = np.arctan(d0 / j1)
+    s_a = np.array([1.0, 0.0, 0.0])
+    s_b = np.array([-np.cos(delta), -np.sin(delta), 0.0])
+    canted = state.replace(spins=np.where((eps > 0)[:, None], s_a, np.where((eps < 0)[:, None], s_b, 0.0)))
+    collinear = state.replace(spins=np.where(state.magnetic[:, None], eps[:, None] * s_a, 0.0))
+    ev = engine.evaluate(canted)
+    scale = j1 / state.moments[mags[0]]
+    assert np.max(np.abs(ev.fields_ev_per_mub[mags])) < 1e-12 * scale
+    n_bonds = len(i)
+    de = ev.energy_ev - engine.evaluate(collinear).energy_ev
+    assert de == pytest.approx(-n_bonds * (np.hypot(j1, d0) - j1), rel=1e-9)
+    m = canted.spins[mags].mean(axis=0)
+    big_l = (eps[mags, None] * canted.spins[mags]).mean(axis=0)
+    assert np.linalg.norm(m) == pytest.approx(np.sin(delta / 2), rel=1e-12)
+    d_cross_l = np.cross([0.0, 0.0, 1.0], big_l)
+    assert np.dot(m, d_cross_l) / (np.linalg.norm(m) * np.linalg.norm(d_cross_l)) == pytest.approx(-1.0)
