@@ -115,6 +115,15 @@ class Engine(Protocol):
     def evaluate(self, state: SLDState) -> Evaluation: ...
 
 
+def split_field(fields: np.ndarray, spins: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(B − (B·ŝ)ŝ, B·ŝ) per site (rows), ŝ the spin's direction: spins may be non-unit, as at the
+    SIB midpoint. Where the spin is the zero vector the field is returned unchanged, parallel 0."""
+    norms = np.linalg.norm(spins, axis=1)
+    unit = np.divide(spins, norms[:, None], out=np.zeros_like(spins), where=norms[:, None] > 0)
+    parallel = np.einsum("ij,ij->i", fields, unit)
+    return fields - parallel[:, None] * unit, parallel
+
+
 def perpendicular_part(fields: np.ndarray, spins: np.ndarray) -> np.ndarray:
-    """B − (B·s)s per site (rows); zero where the spin is the zero vector."""
-    return fields - np.einsum("ij,ij->i", fields, spins)[:, None] * spins
+    """The part of each field perpendicular to its spin's direction (see :func:`split_field`)."""
+    return split_field(fields, spins)[0]

@@ -17,16 +17,8 @@ from typing import Any
 import numpy as np
 from monty.json import MSONable
 
-from sld_workflows.evaluation import Evaluation
+from sld_workflows.evaluation import Evaluation, split_field
 from sld_workflows.state import SLDState
-
-
-def split_field(full_field: np.ndarray, spins: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(perpendicular part, parallel component) of a field relative to the spin directions."""
-    norms = np.linalg.norm(spins, axis=1)
-    unit = np.divide(spins, norms[:, None], out=np.zeros_like(spins), where=norms[:, None] > 0)
-    parallel = np.einsum("ij,ij->i", full_field, unit)
-    return full_field - parallel[:, None] * unit, parallel
 
 
 def _masked_field(field: np.ndarray, moments: np.ndarray) -> np.ndarray:

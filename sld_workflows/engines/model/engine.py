@@ -7,9 +7,8 @@ from typing import Any
 import numpy as np
 from monty.json import MSONable
 
-from sld_workflows.engines.analytic import split_field
 from sld_workflows.engines.model.terms import Accumulator, Context, Term, term_from_dict
-from sld_workflows.evaluation import Evaluation
+from sld_workflows.evaluation import Evaluation, split_field
 from sld_workflows.state import SLDState
 
 
