@@ -138,14 +138,14 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def package_versions() -> dict[str, str]:
-    """Versions of Python and the packages a run depends on."""
+def package_versions(extra: tuple[str, ...] = ()) -> dict[str, str]:
+    """Versions of Python and the packages a run depends on (plus ``extra`` distributions)."""
     from importlib import metadata
 
     import sld_workflows
 
     versions = {"python": platform.python_version(), "sld_workflows": sld_workflows.__version__}
-    for dist in ("numpy", "scipy", "pymatgen", "ase", "monty", "matplotlib"):
+    for dist in ("numpy", "scipy", "pymatgen", "ase", "monty", "matplotlib", "numba", *extra):
         try:
             versions[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:

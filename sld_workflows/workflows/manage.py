@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import platform
 import socket
 from collections.abc import Mapping
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Any
 
 from sld_workflows.dynamics.settings import DynamicsSettings
 from sld_workflows.errors import SLDError, SpecError
+from sld_workflows.run.output import package_versions
 from sld_workflows.state import SLDState
 from sld_workflows.store.connection import Session
 from sld_workflows.store.trajectories import new_trajectory_id
@@ -109,15 +109,7 @@ def _internal_input(raw: Mapping[str, Any]) -> TrajectoryInput:
 
 
 def _versions() -> dict[str, str]:
-    from importlib import metadata
-
-    out = {"python": platform.python_version()}
-    for pkg in ("sld_workflows", "fireworks", "numpy", "pymatgen", "monty", "pymongo"):
-        try:
-            out[pkg] = metadata.version(pkg)
-        except metadata.PackageNotFoundError:
-            out[pkg] = "unknown"
-    return out
+    return package_versions(extra=("fireworks", "pymongo", "custodian"))
 
 
 def _provenance(engine: Any, engine_dict: dict[str, Any], dynamics: DynamicsSettings) -> dict[str, Any]:
