@@ -30,6 +30,26 @@ def _jit(fn):
     return numba.njit(cache=True, fastmath=False, nogil=True)(fn)
 
 
+def _add_pair_gradient(grad, virial, i, j, g, dx, dy, dz):
+    """Add a radial pair term's ∂E/∂d = g·d (d = r_j − r_i) to sites j (+) and i (−) and to the virial."""
+    gx, gy, gz = g * dx, g * dy, g * dz
+    grad[j, 0] += gx
+    grad[j, 1] += gy
+    grad[j, 2] += gz
+    grad[i, 0] -= gx
+    grad[i, 1] -= gy
+    grad[i, 2] -= gz
+    virial[0, 0] += gx * dx
+    virial[0, 1] += gx * dy
+    virial[0, 2] += gx * dz
+    virial[1, 0] += gy * dx
+    virial[1, 1] += gy * dy
+    virial[1, 2] += gy * dz
+    virial[2, 0] += gz * dx
+    virial[2, 1] += gz * dy
+    virial[2, 2] += gz * dz
+
+
 def _morse_kernel(pos, shift_cart, ii, jj, codes, ca, cb, any_species, rc, d0, alpha, r0, scale, grad, virial):
     rc2 = rc * rc
     ec = math.exp(-alpha * (rc - r0))
@@ -56,22 +76,7 @@ def _morse_kernel(pos, shift_cart, ii, jj, codes, ca, cb, any_species, rc, d0, a
         dv = -2.0 * alpha * d0 * (e * e - e)
         energy += v - vc - (r - rc) * dvc
         g = scale * (dv - dvc) / r
-        gx, gy, gz = g * dx, g * dy, g * dz
-        grad[j, 0] += gx
-        grad[j, 1] += gy
-        grad[j, 2] += gz
-        grad[i, 0] -= gx
-        grad[i, 1] -= gy
-        grad[i, 2] -= gz
-        virial[0, 0] += gx * dx
-        virial[0, 1] += gx * dy
-        virial[0, 2] += gx * dz
-        virial[1, 0] += gy * dx
-        virial[1, 1] += gy * dy
-        virial[1, 2] += gy * dz
-        virial[2, 0] += gz * dx
-        virial[2, 1] += gz * dy
-        virial[2, 2] += gz * dz
+        _add_pair_gradient(grad, virial, i, j, g, dx, dy, dz)
     return scale * energy
 
 
@@ -157,27 +162,13 @@ def _exchange_kernel(
         grad_s[j, 1] -= jt * gjy
         grad_s[j, 2] -= jt * gjz
         g = -djt * corr / r
-        gx, gy, gz = g * dx, g * dy, g * dz
-        grad_r[j, 0] += gx
-        grad_r[j, 1] += gy
-        grad_r[j, 2] += gz
-        grad_r[i, 0] -= gx
-        grad_r[i, 1] -= gy
-        grad_r[i, 2] -= gz
-        virial[0, 0] += gx * dx
-        virial[0, 1] += gx * dy
-        virial[0, 2] += gx * dz
-        virial[1, 0] += gy * dx
-        virial[1, 1] += gy * dy
-        virial[1, 2] += gy * dz
-        virial[2, 0] += gz * dx
-        virial[2, 1] += gz * dy
-        virial[2, 2] += gz * dz
+        _add_pair_gradient(grad_r, virial, i, j, g, dx, dy, dz)
     return energy
 
 
 if HAVE_NUMBA:
     _taper = numba.njit(cache=True)(_taper)
+    _add_pair_gradient = numba.njit(cache=True)(_add_pair_gradient)
 morse_kernel = _jit(_morse_kernel)
 exchange_kernel = _jit(_exchange_kernel)
 
