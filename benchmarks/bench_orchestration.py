@@ -27,8 +27,12 @@ import tempfile
 import time
 from pathlib import Path
 
+import fireworks.core.rocket as fw_rocket
 from fireworks import FiretaskBase, Firework, FWAction, FWorker, Workflow, explicit_serialize
 from fireworks.core.rocket_launcher import rapidfire
+
+# Rockets log every launch at INFO regardless of rapidfire's strm_lvl; keep the results readable.
+fw_rocket.ROCKET_STREAM_LOGLEVEL = "CRITICAL"
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
