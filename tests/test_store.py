@@ -155,3 +155,30 @@ def test_embedded_store_file_is_plain_json_readable_by_fireworks(tmp_path):
         session.store.put_frame("a", 0, "state", {"x": [0.1]})
     data = json.loads((tmp_path / "launchpad.json").read_text())
     assert "fireworks" in data and "sld_frames" in data["fireworks"]
+
+
+def test_embedded_store_ignores_heartbeats_from_other_threads(sld_backend):
+    """mongomock is not thread-safe; FireWorks' heartbeat thread must not write to the embedded store."""
+    import threading
+
+    from sld_workflows.store.connection import guard_launchpad
+
+    if not sld_backend.embedded:
+        pytest.skip("heartbeats are kept on a real MongoDB (thread-safe); the embedded case is the one at risk")
+    with sld_backend.open() as session:
+        lpad = session.lpad
+        guard_launchpad(lpad)
+        errors = []
+
+        def heartbeat():
+            try:
+                lpad.ping_launch(12345)  # no such launch: would raise ValueError if it reached the store
+            except Exception as exc:  # pragma: no cover - the failure mode under test
+                errors.append(exc)
+
+        thread = threading.Thread(target=heartbeat)
+        thread.start()
+        thread.join()
+        assert errors == []
+        with pytest.raises(ValueError, match="No Launch exists"):
+            lpad.ping_launch(12345)  # the owning thread's pings still reach the store

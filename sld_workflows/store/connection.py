@@ -295,6 +295,7 @@ def guard_launchpad(lpad: Any) -> EmbeddedGuard | None:
     store = _server_store(lpad)
     if store is None:
         return None
+    _drop_foreign_thread_heartbeats(lpad)
     guard = _GUARDS.get(id(store))
     if guard is not None:
         return guard
@@ -316,6 +317,28 @@ def guard_launchpad(lpad: Any) -> EmbeddedGuard | None:
     _GUARDS[id(store)] = guard
     install_sigterm_handler()
     return guard
+
+
+def _drop_foreign_thread_heartbeats(lpad: Any) -> None:
+    """Ignore ``ping_launch`` calls from threads other than the one that guarded this LaunchPad.
+
+    FireWorks' Rocket pings from a heartbeat thread, and pings once more as the task ends, while the
+    main thread completes the launch. mongomock is not thread-safe: measured here, that race raised
+    "OrderedDict mutated during iteration" inside mongomock. On the embedded store heartbeats carry
+    no information (the lock guarantees one live process, and ``sld recover`` reruns every RUNNING
+    Firework it finds there), so they are dropped; the task thread's own pings (checkpoints) pass.
+    """
+    if getattr(lpad, "_sld_heartbeats_dropped", False):
+        return
+    owner = threading.current_thread()
+    ping = lpad.ping_launch
+
+    def ping_launch(launch_id: int, ptime: Any = None, checkpoint: Any = None) -> None:
+        if threading.current_thread() is owner:
+            ping(launch_id, ptime=ptime, checkpoint=checkpoint)
+
+    lpad.ping_launch = ping_launch
+    lpad._sld_heartbeats_dropped = True
 
 
 def flush_if_due(lpad: Any) -> None:
