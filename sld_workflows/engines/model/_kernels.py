@@ -30,6 +30,21 @@ def _jit(fn):
     return numba.njit(cache=True, fastmath=False, nogil=True)(fn)
 
 
+def _pair_matches(codes, i, j, ca, cb):
+    """Species of sites i and j are the pair (a, b) in either order."""
+    ci = codes[i]
+    cj = codes[j]
+    return (ci == ca and cj == cb) or (ci == cb and cj == ca)
+
+
+def _separation(pos, shift_cart, k, i, j):
+    """d = r_j − r_i + periodic shift of pair k, and |d|²."""
+    dx = pos[j, 0] - pos[i, 0] + shift_cart[k, 0]
+    dy = pos[j, 1] - pos[i, 1] + shift_cart[k, 1]
+    dz = pos[j, 2] - pos[i, 2] + shift_cart[k, 2]
+    return dx, dy, dz, dx * dx + dy * dy + dz * dz
+
+
 def _add_pair_gradient(grad, virial, i, j, g, dx, dy, dz):
     """Add a radial pair term's ∂E/∂d = g·d (d = r_j − r_i) to sites j (+) and i (−) and to the virial."""
     gx, gy, gz = g * dx, g * dy, g * dz
@@ -59,15 +74,9 @@ def _morse_kernel(pos, shift_cart, ii, jj, codes, ca, cb, any_species, rc, d0, a
     for k in range(ii.shape[0]):
         i = ii[k]
         j = jj[k]
-        if not any_species:
-            ci = codes[i]
-            cj = codes[j]
-            if not ((ci == ca and cj == cb) or (ci == cb and cj == ca)):
-                continue
-        dx = pos[j, 0] - pos[i, 0] + shift_cart[k, 0]
-        dy = pos[j, 1] - pos[i, 1] + shift_cart[k, 1]
-        dz = pos[j, 2] - pos[i, 2] + shift_cart[k, 2]
-        r2 = dx * dx + dy * dy + dz * dz
+        if not any_species and not _pair_matches(codes, i, j, ca, cb):
+            continue
+        dx, dy, dz, r2 = _separation(pos, shift_cart, k, i, j)
         if r2 >= rc2:
             continue
         r = math.sqrt(r2)
@@ -98,14 +107,9 @@ def _exchange_kernel(
     for k in range(ii.shape[0]):
         i = ii[k]
         j = jj[k]
-        ci = codes[i]
-        cj = codes[j]
-        if not ((ci == ca and cj == cb) or (ci == cb and cj == ca)):
+        if not _pair_matches(codes, i, j, ca, cb):
             continue
-        dx = pos[j, 0] - pos[i, 0] + shift_cart[k, 0]
-        dy = pos[j, 1] - pos[i, 1] + shift_cart[k, 1]
-        dz = pos[j, 2] - pos[i, 2] + shift_cart[k, 2]
-        r2 = dx * dx + dy * dy + dz * dz
+        dx, dy, dz, r2 = _separation(pos, shift_cart, k, i, j)
         if r2 >= rc2:
             continue
         r = math.sqrt(r2)
@@ -169,6 +173,8 @@ def _exchange_kernel(
 if HAVE_NUMBA:
     _taper = numba.njit(cache=True)(_taper)
     _add_pair_gradient = numba.njit(cache=True)(_add_pair_gradient)
+    _pair_matches = numba.njit(cache=True)(_pair_matches)
+    _separation = numba.njit(cache=True)(_separation)
 morse_kernel = _jit(_morse_kernel)
 exchange_kernel = _jit(_exchange_kernel)
 

@@ -91,6 +91,26 @@ def _species_pair_mask(species: tuple[str, ...], i, j, a: str, b: str, cache: di
     return ((ci == ca) & (cj == cb)) | ((ci == cb) & (cj == ca))
 
 
+def _kernel_pairs(nl, ctx: Context, cache: dict, a: str, b: str):
+    """Half pair list and species codes for a numba kernel: (i, j, shift, codes, code_a, code_b,
+    single_species), or None when species a or b is absent from the structure."""
+    i, j, shift = nl.update(ctx.positions, ctx.cell, ctx.pbc)
+    codes, lookup = _kernels.species_codes(ctx.species, cache)
+    if a not in lookup or b not in lookup:
+        return None
+    return i, j, shift, codes, lookup[a], lookup[b], len(lookup) == 1
+
+
+def _pairs_within(nl, ctx: Context, cache: dict, a: str, b: str, rcut_a: float):
+    """numpy path: pairs (i, j, d = r_j − r_i, r) of species a-b closer than ``rcut_a``."""
+    i, j, d = nl.pairs(ctx.positions, ctx.cell, ctx.pbc)
+    r2 = np.einsum("ij,ij->i", d, d)
+    m = r2 < rcut_a**2
+    if not (a == b and len(set(ctx.species)) == 1):  # one species: every pair matches
+        m &= _species_pair_mask(ctx.species, i, j, a, b, cache)
+    return i[m], j[m], d[m], np.sqrt(r2[m])
+
+
 def _floats(x) -> np.ndarray:
     return np.asarray(x, dtype=float)
 
@@ -135,21 +155,16 @@ class MorsePair(Term):
     def add(self, ctx: Context, acc: Accumulator, cache: dict) -> None:
         nl = cache.setdefault(("verlet", self.rcut_a), VerletList(self.rcut_a, cache["skin_a"]))
         if _use_kernels(cache):
-            i, j, shift = nl.update(ctx.positions, ctx.cell, ctx.pbc)
-            codes, lookup = _kernels.species_codes(ctx.species, cache)
-            if self.a not in lookup or self.b not in lookup:
+            pairs = _kernel_pairs(nl, ctx, cache, self.a, self.b)
+            if pairs is None:
                 return
+            i, j, shift, codes, ca, cb, single_species = pairs
             acc.energy += _kernels.morse_kernel(
-                ctx.positions, shift, i, j, codes, lookup[self.a], lookup[self.b], len(lookup) == 1,
+                ctx.positions, shift, i, j, codes, ca, cb, single_species,
                 self.rcut_a, self.d0_ev, self.alpha_per_a, self.r0_a, self.scale, acc.grad_r, acc.virial,
             )
             return
-        i, j, d = nl.pairs(ctx.positions, ctx.cell, ctx.pbc)
-        r2 = np.einsum("ij,ij->i", d, d)
-        m = r2 < self.rcut_a**2
-        if not (self.a == self.b and len(set(ctx.species)) == 1):
-            m &= _species_pair_mask(ctx.species, i, j, self.a, self.b, cache)
-        i, j, d, r = i[m], j[m], d[m], np.sqrt(r2[m])
+        i, j, d, r = _pairs_within(nl, ctx, cache, self.a, self.b, self.rcut_a)
         v, dv = self._v(r)
         vc, dvc = self._v(np.array([self.rcut_a]))
         acc.energy += self.scale * float(np.sum(v - vc[0] - (r - self.rcut_a) * dvc[0]))
@@ -280,26 +295,22 @@ class Exchange(Term):
     def add(self, ctx: Context, acc: Accumulator, cache: dict) -> None:
         nl = cache.setdefault(("verlet", self.rcut_a), VerletList(self.rcut_a, cache["skin_a"]))
         if _use_kernels(cache):
-            i, j, shift = nl.update(ctx.positions, ctx.cell, ctx.pbc)
-            codes, lookup = _kernels.species_codes(ctx.species, cache)
-            if self.a not in lookup or self.b not in lookup:
+            pairs = _kernel_pairs(nl, ctx, cache, self.a, self.b)
+            if pairs is None:
                 return
+            i, j, shift, codes, ca, cb, _ = pairs
             p = np.array([self.params[k] for k in _FORM_PARAMS[self.form]] + [0.0] * 3)
             inner = self.rmin_a is not None
             n = self._n
             acc.energy += _kernels.exchange_kernel(
-                ctx.positions, shift, i, j, codes, lookup[self.a], lookup[self.b], np.ascontiguousarray(ctx.spins),
+                ctx.positions, shift, i, j, codes, ca, cb, np.ascontiguousarray(ctx.spins),
                 _kernels.FORM_CODES[self.form], p, self.rcut_a, self.r_on_a,
                 self.rmin_a if inner else 0.0, self.rmin_on_a if inner else 0.0, inner,
                 self.offset, self.xxz_ratio * self.xxz_scale, n[0], n[1], n[2], self.scale,
                 acc.grad_r, acc.grad_s, acc.virial,
             )
             return
-        i, j, d = nl.pairs(ctx.positions, ctx.cell, ctx.pbc)
-        r2 = np.einsum("ij,ij->i", d, d)
-        m = r2 < self.rcut_a**2
-        m &= _species_pair_mask(ctx.species, i, j, self.a, self.b, cache)
-        i, j, d, r = i[m], j[m], d[m], np.sqrt(r2[m])
+        i, j, d, r = _pairs_within(nl, ctx, cache, self.a, self.b, self.rcut_a)
         jr, djr = self.j_of_r(r)
         si, sj = ctx.spins[i], ctx.spins[j]
         corr = np.einsum("ij,ij->i", si, sj) - self.offset
