@@ -58,11 +58,7 @@ class SLDState(MSONable):
         n = len(species)
         if n == 0:
             raise ValueError("a state needs at least one site")
-        for s in set(species):
-            try:
-                Element(s)
-            except ValueError as exc:
-                raise ValueError(f"species: unknown element symbol {s!r}") from exc
+        _masses(species)  # validates the element symbols (once per species tuple: cached)
         positions = _array("positions", self.positions, (n, 3))
         cell = _array("cell", self.cell, (3, 3))
         if abs(np.linalg.det(cell)) < 1e-8:
@@ -253,7 +249,12 @@ _MASS_CACHE: dict[tuple[str, ...], np.ndarray] = {}
 def _masses(species: tuple[str, ...]) -> np.ndarray:
     masses = _MASS_CACHE.get(species)
     if masses is None:
-        table = {s: float(Element(s).atomic_mass) for s in set(species)}
+        table = {}
+        for s in set(species):
+            try:
+                table[s] = float(Element(s).atomic_mass)
+            except ValueError as exc:
+                raise ValueError(f"species: unknown element symbol {s!r}") from exc
         masses = np.array([table[s] for s in species])
         masses.setflags(write=False)
         if len(_MASS_CACHE) > 64:

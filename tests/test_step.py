@@ -76,6 +76,9 @@ def test_step_errors_are_clear():
         propagate(state, ev, settings, None)
     with pytest.raises(ValueError, match="needs an engine that returns stress"):
         propagate(state, ev, settings.replace(ensemble="npt", spin_scheme="sib-fixed-field"))
+    midpoint = state.replace(spins=0.9 * state.spins, unit_spins=False)
+    with pytest.raises(ValueError, match="must start from a state with unit spins"):
+        propagate(midpoint, ev, settings, ev)
     small = Evaluation(0.0, np.zeros((3, 3)), np.zeros((3, 3)))
     with pytest.raises(ValueError, match="engine returned 3 sites for a state of 54 sites"):
         propagate(state, small, settings.replace(spin_scheme="sib-fixed-field"))

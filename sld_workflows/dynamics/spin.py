@@ -96,19 +96,6 @@ def sib_correct(
     return cayley_rotate(a, spins)
 
 
-def sib_step_fixed_field(
-    spins: np.ndarray,
-    field_ev_per_mub: np.ndarray,
-    dw: np.ndarray,
-    alpha: float,
-    dt_fs: float,
-    g_factor: float,
-) -> np.ndarray:
-    """One whole SIB step with a field that does not depend on the spins (e.g. Zeeman only)."""
-    mid = sib_predict(spins, field_ev_per_mub, dw, alpha, dt_fs, g_factor)
-    return sib_correct(spins, mid, field_ev_per_mub, dw, alpha, dt_fs, g_factor)
-
-
 def spin_temperature_k(spins: np.ndarray, fields_ev_per_mub: np.ndarray, moments_mub: np.ndarray) -> float:
     """Nowak's spin temperature T_s = Σ|μ s×B|² / (2 k_B Σ μ s·B) (Nowak, Ann. Rev. Comp. Phys. 9, 2001).
 

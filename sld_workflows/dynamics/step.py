@@ -49,15 +49,15 @@ def spin_noise(state: SLDState, settings: DynamicsSettings) -> np.ndarray:
     )
 
 
-def _check_pair(state: SLDState, evaluation: Evaluation, what: str) -> None:
-    if not state.unit_spins and what == "state":
+def _check_start(state: SLDState, evaluation: Evaluation) -> None:
+    if not state.unit_spins:
         raise ValueError("a step must start from a state with unit spins, not a SIB midpoint state")
     evaluation.check_matches(state)
 
 
 def midpoint_state(state: SLDState, evaluation: Evaluation, settings: DynamicsSettings) -> SLDState | None:
     """The SIB midpoint s̄ (positions rₙ) to evaluate for the full scheme, else ``None``."""
-    _check_pair(state, evaluation, "state")
+    _check_start(state, evaluation)
     if settings.spin_scheme != "sib" or not np.any(state.magnetic):
         return None
     s_bar = spin.sib_predict(
@@ -74,7 +74,7 @@ def propagate(
     midpoint_evaluation: Evaluation | None = None,
 ) -> SLDState:
     """Provisional state n+1: spins and positions advanced, velocities at the half step."""
-    _check_pair(state, evaluation, "state")
+    _check_start(state, evaluation)
     dt = settings.dt_fs
     spins = state.spins
     if np.any(state.magnetic):
