@@ -16,8 +16,6 @@ import numpy as np
 from monty.json import MSONable
 from pymatgen.core import Element, Lattice, Structure
 
-from sld_workflows.units import EV_PER_A_AMU_TO_A_PER_FS2
-
 #: Spins further than this from unit length are normalised on construction; SIB keeps |s| = 1 to
 #: round-off (~1e-15), far inside it.
 UNIT_NORM_TOL = 1e-12
@@ -187,10 +185,6 @@ class SLDState(MSONable):
             coords_are_cartesian=True,
             site_properties={"magmom": (self.spins * self.moments[:, None]).tolist()},
         )
-
-    def kinetic_energy_ev(self) -> float:
-        """½ Σ m v² in eV."""
-        return float(0.5 * np.sum(self.masses_amu[:, None] * self.velocities**2) / EV_PER_A_AMU_TO_A_PER_FS2)
 
     # ------------------------------------------------------------------ serialisation
     def as_dict(self) -> dict[str, Any]:

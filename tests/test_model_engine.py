@@ -19,18 +19,21 @@ import json
 import numpy as np
 import pytest
 
-from sld_workflows.engines.model import ModelEngine
-from sld_workflows.engines.model.geometry import fixed_bonds
-from sld_workflows.engines.model.neighbors import half_list
+from sld_workflows.engines.model import ModelEngine, _kernels
 from sld_workflows.engines.model.presets import PRESET_NAMES, make_preset
 from sld_workflows.engines.model.terms import DMI, EXCHANGE_FORMS, SingleIon, Zeeman, radial_exchange, taper
 from sld_workflows.errors import SpecError
 from sld_workflows.evaluation import Evaluation
+from sld_workflows.geometry import fixed_bonds, half_list
 
 H = 1e-4
 H_STRAIN = 1e-5
 REL_TOL = 1e-5
 SUPERCELL = {"bcc_fe": (2, 2, 2), "cri3_monolayer": (2, 2, 1)}
+#: random-state seeds per preset (those of the measured table in docs/model_engine.md); others get 11
+SEED = {"bcc_fe": 11, "cri3_monolayer": 12, "cd2os2o7": 13, "mgcr2o4": 14, "bifeo3": 15, "bifeo3_2x2x2": 16}
+#: bifeo3_2x2x2 is the Hamiltonian of bifeo3 in a larger cell: the slower checks skip it
+DISTINCT_HAMILTONIANS = [name for name in PRESET_NAMES if name != "bifeo3_2x2x2"]
 
 
 def _random_spins(rng, n, magnetic):
@@ -145,7 +148,7 @@ def fd_errors(engine, state, max_sites=None):
 
 @pytest.mark.parametrize("name", PRESET_NAMES)
 def test_finite_differences_all_terms(name):
-    rng = np.random.default_rng(PRESET_NAMES.index(name) + 11)
+    rng = np.random.default_rng(SEED.get(name, 11))
     state, engine = make_preset(name, supercell=SUPERCELL.get(name, (1, 1, 1)))
     state = _distorted(state, rng)
     engine = _augmented(name, state, engine, rng)
@@ -238,7 +241,7 @@ def _random_rotation(rng):
     return q if np.linalg.det(q) > 0 else -q
 
 
-@pytest.mark.parametrize("name", PRESET_NAMES[:5])
+@pytest.mark.parametrize("name", DISTINCT_HAMILTONIANS)
 def test_invariances(name):
     """Rigid translation never changes E or forces; a global spin rotation does not change E (and
     rotates the fields) once anisotropy, XXZ, DMI and Zeeman are off."""
@@ -307,9 +310,24 @@ def test_overrides_scale_and_disable_terms():
 
 
 @pytest.mark.parametrize("name", PRESET_NAMES)
-def test_numba_kernels_equal_numpy_path(name):
-    """The optional numba kernels compute the same expressions as the numpy path (round-off only);
-    without numba both engines run the numpy path."""
+def test_numba_kernels_equal_numpy_path(name, monkeypatch):
+    """The numba kernels (numba is a declared dependency: its absence fails here) compute the same
+    expressions as the numpy path; only the summation order differs. Both kernels must actually run
+    on the accelerated engine and never on the numpy one (counted).
+
+    Tolerance: a sum of n ≲ 10⁴ pair terms in a different order differs by ≲ n·ε ≈ 1e-12 of the
+    largest term; the energy, a sum of terms of both signs, is compared to 1e-13 of itself (measured
+    ≤ 1e-15), the arrays to 1e-12 of their largest entry."""
+    assert _kernels.HAVE_NUMBA, "numba is a declared dependency of sld_workflows but cannot be imported"
+    calls = {"morse_kernel": 0, "exchange_kernel": 0}
+    for kernel in calls:
+        original = getattr(_kernels, kernel)
+
+        def counted(*args, _original=original, _name=kernel):
+            calls[_name] += 1
+            return _original(*args)
+
+        monkeypatch.setattr(_kernels, kernel, counted)
     rng = np.random.default_rng(4)
     state, engine = make_preset(name, supercell=SUPERCELL.get(name, (1, 1, 1)))
     state = _distorted(state, rng)
@@ -317,7 +335,12 @@ def test_numba_kernels_equal_numpy_path(name):
     d = engine.as_dict()
     d["accelerate"] = False
     slow = ModelEngine.from_dict(d)
-    a, b = engine.evaluate(state), slow.evaluate(state)
+    b = slow.evaluate(state)
+    assert calls == {"morse_kernel": 0, "exchange_kernel": 0}
+    a = engine.evaluate(state)
+    kinds = [t.kind for t in engine.terms]
+    assert calls["exchange_kernel"] == kinds.count("exchange") > 0
+    assert calls["morse_kernel"] == kinds.count("morse")
     assert a.energy_ev == pytest.approx(b.energy_ev, rel=1e-13)
     for f in ("forces_ev_per_a", "fields_ev_per_mub", "stress_ev_per_a3", "field_parallel_ev_per_mub"):
         x, y = getattr(a, f), getattr(b, f)

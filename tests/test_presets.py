@@ -4,11 +4,20 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from pymatgen.core import Lattice, Structure
 
-from sld_workflows.analysis.order import g_type_signs, pyrochlore_axes, pyrochlore_sublattices
-from sld_workflows.engines.model.geometry import nn_graph
-from sld_workflows.engines.model.presets import MOMENTS_MUB, PRESET_NAMES, make_preset
+from sld_workflows.analysis.order import order_parameters
+from sld_workflows.engines.model.presets import (
+    PRESET_NAMES,
+    REGISTRY,
+    OrderParameter,
+    Preset,
+    get_preset,
+    make_preset,
+)
+from sld_workflows.engines.model.terms import Exchange, MorsePair
 from sld_workflows.errors import SpecError
+from sld_workflows.geometry import g_type_signs, nn_graph, pyrochlore_axes, pyrochlore_sublattices
 
 # composition per cell and nearest magnetic distance (Å), sld_numerics §3.3
 EXPECTED = {
@@ -27,8 +36,10 @@ def test_structure_moments_and_initial_state(name):
     counts, nn = EXPECTED[name]
     assert {s: state.species.count(s) for s in set(state.species)} == counts
     mags = np.flatnonzero(state.magnetic)
-    assert {state.species[i] for i in mags} == set(MOMENTS_MUB[name])
-    assert np.all(state.moments[mags] == MOMENTS_MUB[name][state.species[mags[0]]])
+    moments = get_preset(name).moments_mub
+    assert {state.species[i] for i in mags} == set(moments)
+    assert np.all(state.moments[mags] == moments[state.species[mags[0]]])
+    assert np.all(state.moments[~state.magnetic] == 0.0)
     assert np.all(state.spins[mags] == [0.0, 0.0, 1.0])
     assert np.all(state.velocities == 0.0)
     i, j, d = nn_graph(state.positions, state.cell, mags)
@@ -42,7 +53,7 @@ def test_supercells_and_bifeo3_names():
     a, _ = make_preset("bifeo3", supercell=(2, 2, 2))
     b, _ = make_preset("bifeo3_2x2x2")
     assert a.n_sites == b.n_sites == 80
-    assert np.allclose(a.cell, b.cell) and np.allclose(a.positions, b.positions)
+    assert np.array_equal(a.cell, b.cell) and np.array_equal(a.positions, b.positions)
     with pytest.raises(SpecError) as info:
         make_preset("bcc_fe", supercell=(2, 0, 1))
     assert info.value.key == "supercell"
@@ -128,7 +139,7 @@ def test_bifeo3_g_type_is_lowest_and_all_nn_antiparallel(name):
     state, engine = make_preset(name)
     eps = g_type_signs(state)
     mags = np.flatnonzero(state.magnetic)
-    i, j, _ = nn_graph(state.positions, state.cell, mags)
+    i, j, nn_vectors = nn_graph(state.positions, state.cell, mags)
     assert np.all(eps[i] * eps[j] == -1)  # every NN Fe–Fe bond antiparallel
     assert len(i) == 3 * len(mags)
     in_plane = np.array([1.0, 0.0, 0.0])  # L ⊥ c_hex (easy plane)
@@ -136,8 +147,16 @@ def test_bifeo3_g_type_is_lowest_and_all_nn_antiparallel(name):
     e_g = engine.evaluate(g).energy_ev
     e_fm = engine.evaluate(state.replace(spins=np.where(state.magnetic[:, None], in_plane, 0.0))).energy_ev
     e_g_axis = engine.evaluate(state.replace(spins=np.where(state.magnetic[:, None], eps[:, None] * [0, 0, 1.0], 0.0)))
-    assert e_g < e_fm
-    assert e_g < e_g_axis.energy_ev  # easy-plane anisotropy: L ⊥ c is lower
+    # collinear states: DMI vanishes; second neighbours (5.59, 5.64 Å) are on the same sublattice and
+    # parallel in both G and FM, the next shell (6.9 Å) is beyond the taper. So E_FM − E_G is exactly
+    # the nearest-neighbour exchange, −2 Σ_NN J(r), and turning L onto c_hex costs −K per Fe.
+    exch = next(t for t in engine.terms if t.kind == "exchange")
+    j_nn = exch.j_of_r(np.linalg.norm(nn_vectors, axis=1))[0]
+    assert np.all(j_nn < 0)  # antiferromagnetic
+    assert e_fm - e_g == pytest.approx(-2.0 * float(np.sum(j_nn)), rel=1e-9)
+    k_ep = next(t for t in engine.terms if t.kind == "single_ion").k_ev[mags]
+    assert e_g_axis.energy_ev - e_g == pytest.approx(-float(np.sum(k_ep)), rel=1e-9)
+    assert np.all(k_ep < 0)  # easy plane: L ⊥ c is lower
 
 
 def test_external_field_adds_exact_zeeman_energy():
@@ -183,3 +202,83 @@ def test_bifeo3_weak_ferromagnetic_canting_is_analytic():
     assert np.linalg.norm(m) == pytest.approx(np.sin(delta / 2), rel=1e-12)
     d_cross_l = np.cross([0.0, 0.0, 1.0], big_l)
     assert np.dot(m, d_cross_l) / (np.linalg.norm(m) * np.linalg.norm(d_cross_l)) == pytest.approx(-1.0)
+
+
+# ------------------------------------------------------------------ adding a material
+def _simple_cubic_structure():
+    return Structure(Lattice.cubic(2.5), ["Ni"], [[0.0, 0.0, 0.0]])
+
+
+def _simple_cubic_terms(state):
+    return [
+        MorsePair("Ni", "Ni", d0_ev=0.4, alpha_per_a=1.4, r0_a=2.5, rcut_a=4.0),
+        Exchange("Ni", "Ni", "constant", {"j0_ev": 0.01}, rcut_a=2.8, r_on_a=2.7, offset=1.0),
+    ]
+
+
+#: a material defined only here: simple-cubic "Ni" with nearest-neighbour ferromagnetic exchange
+THROWAWAY = Preset(
+    name="test_simple_cubic_ferromagnet",
+    structure=_simple_cubic_structure,
+    moments_mub={"Ni": 0.6},
+    terms=_simple_cubic_terms,
+    order_parameters=(OrderParameter.MAGNETISATION_VECTOR, OrderParameter.NEEL),
+)
+
+
+def test_a_preset_defined_outside_the_package_runs_through_make_preset_and_the_order_parameters():
+    """Adding a material is one Preset object: registered, it is listed, built by make_preset (with
+    supercell, overrides and field), and analysed by order_parameters, with no other module touched."""
+    from sld_workflows.engines.model import presets
+
+    assert THROWAWAY.name not in presets.PRESET_NAMES
+    with REGISTRY.registered(THROWAWAY):
+        assert presets.PRESET_NAMES[-1] == THROWAWAY.name  # the live list, as the run spec reads it
+        state, engine = make_preset(THROWAWAY.name, supercell=(4, 4, 4), external_field_ev_per_mub=[0, 0, 0.01])
+        assert state.n_sites == 64 and np.all(state.moments == 0.6)
+        assert [t.kind for t in engine.terms] == ["morse", "exchange", "zeeman"]
+        # FM +z reference: 3 bonds per site at J(r) = J₀ with the FM offset, so only Zeeman and Morse remain
+        ev = engine.evaluate(state)
+        _, lattice_only = make_preset(THROWAWAY.name, supercell=(4, 4, 4),
+                                      overrides={"exchange": {"enabled": False}})
+        assert ev.energy_ev == pytest.approx(lattice_only.evaluate(state).energy_ev - 64 * 0.6 * 0.01, rel=1e-12)
+        # a checkerboard is the G-type state of simple cubic: every bond pays 2 J₀
+        eps = g_type_signs(state)
+        afm = state.replace(spins=eps[:, None] * np.array([0.0, 0.0, 1.0]))
+        _, no_field = make_preset(THROWAWAY.name, supercell=(4, 4, 4))
+        e_diff = no_field.evaluate(afm).energy_ev - no_field.evaluate(state).energy_ev
+        assert e_diff == pytest.approx(3 * 64 * 2 * 0.01, rel=1e-12)
+        ops = order_parameters(THROWAWAY.name, afm, no_field.evaluate(afm))
+        assert list(ops) == ["m", "T_lattice_K", "T_spin_K", "m_x", "m_y", "m_z", "neel", "L_x", "L_y", "L_z"]
+        assert ops["m"] == pytest.approx(0.0, abs=1e-15) and ops["neel"] == pytest.approx(1.0)
+        assert order_parameters(THROWAWAY, state)["m_z"] == pytest.approx(1.0)
+        with pytest.raises(ValueError, match="already registered"):
+            REGISTRY.register(THROWAWAY)
+    assert THROWAWAY.name not in presets.PRESET_NAMES
+    with pytest.raises(SpecError) as info:
+        make_preset(THROWAWAY.name)
+    assert info.value.key == "preset"
+
+
+def test_preset_declarations_are_checked():
+    with pytest.raises(ValueError, match="conventional_cell_atoms"):
+        Preset(name="x", structure=_simple_cubic_structure, moments_mub={"Ni": 1.0}, terms=_simple_cubic_terms,
+               order_parameters=(OrderParameter.C_OVER_A,))
+    with pytest.raises(ValueError, match="positive moment"):
+        Preset(name="x", structure=_simple_cubic_structure, moments_mub={}, terms=_simple_cubic_terms)
+    with pytest.raises(ValueError):
+        Preset(name="x", structure=_simple_cubic_structure, moments_mub={"Ni": 1.0}, terms=_simple_cubic_terms,
+               order_parameters=("not_an_order_parameter",))
+
+
+def test_every_preset_module_is_registered():
+    """Each material module of the package is registered, and every name maps to its own preset."""
+    import pkgutil
+
+    from sld_workflows.engines.model import presets
+
+    modules = {m.name for m in pkgutil.iter_modules(presets.__path__) if not m.name.startswith("_")}
+    assert modules == {"bcc_fe", "bifeo3", "cd2os2o7", "cri3_monolayer", "mgcr2o4"}
+    assert set(PRESET_NAMES) == modules | {"bifeo3_2x2x2"}
+    for name in PRESET_NAMES:
+        assert get_preset(name).name == name

@@ -1,30 +1,42 @@
-"""Order parameters and temperatures: pure functions of arrays or states.
+"""Order parameters: pure functions of arrays or states, and the per-preset report.
 
 - :func:`magnetisation` — m = (1/N_mag) Σ s_i (vector) and |m|;
-- :func:`neel_vector` — L = (1/N) Σ ε_i s_i with G-type signs ε_i = ±1 from :func:`g_type_signs`
-  (two-colouring of the magnetic nearest-neighbour graph);
+- :func:`neel_vector` — L = (1/N) Σ ε_i s_i with G-type signs ε_i = ±1 from
+  :func:`~sld_workflows.geometry.g_type_signs` (two-colouring of the magnetic nearest-neighbour graph);
 - :func:`aiao_order` — m_s = (1/N) Σ s_i·n_i with local <111> axes from
-  :func:`pyrochlore_axes` (+1 all-in, −1 all-out on the "up" tetrahedra);
+  :func:`~sld_workflows.geometry.pyrochlore_axes` (+1 all-in, −1 all-out on the "up" tetrahedra);
 - :func:`sublattice_order_eq6` — the paper's Eq. (6): m_s² = (4/N²) Σ_a |Σ_{i∈a} s_i|² over the
   four pyrochlore sublattices (1 for any q = 0 state with collinear sublattices);
 - :func:`collinearity` — largest eigenvalue of Q = (3⟨s⊗s⟩ − 1)/2 (1 collinear, 0 isotropic);
 - :func:`conventional_c_over_a` — c/a of a cubic conventional (super)cell: the cell length that
   differs most from the mean of the other two, divided by that mean;
-- :func:`lattice_temperature_k`, :func:`spin_temperature_k`;
-- :func:`order_parameters` — the relevant ones per preset, as a dict of floats.
+- :func:`order_parameters` — what the preset declares (:class:`~sld_workflows.engines.model.presets.
+  OrderParameter`), plus the temperatures, as a dict of floats.
+
+Temperatures have one home each in the dynamics layer: :func:`sld_workflows.dynamics.lattice.
+kinetic_temperature_k` and :func:`sld_workflows.dynamics.spin.state_spin_temperature_k`.
 """
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
+
 import numpy as np
 
-from sld_workflows.dynamics import lattice, spin
-from sld_workflows.engines.model.geometry import pyrochlore_local_axes, two_colouring
+from sld_workflows.dynamics.lattice import kinetic_temperature_k
+from sld_workflows.dynamics.spin import state_spin_temperature_k
+from sld_workflows.engines.model.presets import OrderParameter, Preset, get_preset
 from sld_workflows.evaluation import Evaluation
+from sld_workflows.geometry import g_type_signs, pyrochlore_axes, pyrochlore_sublattices
 from sld_workflows.state import SLDState
 
-#: atoms per conventional cubic cell of the presets whose c/a is reported
-CONVENTIONAL_ATOMS = {"mgcr2o4": 56, "cd2os2o7": 88}
+# re-exported: the geometry the order parameters are defined on
+__all__ = [
+    "aiao_order", "collinearity", "conventional_c_over_a", "conventional_repeats", "g_type_signs",
+    "magnetisation", "neel_vector", "order_parameters", "pyrochlore_axes", "pyrochlore_sublattices",
+    "sublattice_order_eq6",
+]
 
 
 def _unit(spins: np.ndarray) -> np.ndarray:
@@ -41,14 +53,6 @@ def magnetisation(spins: np.ndarray, magnetic: np.ndarray | None = None) -> tupl
     return m, float(np.linalg.norm(m))
 
 
-def g_type_signs(state: SLDState) -> np.ndarray:
-    """ε_i = ±1 on magnetic sites (0 elsewhere), opposite on nearest neighbours."""
-    sites = np.flatnonzero(state.magnetic)
-    eps = np.zeros(state.n_sites)
-    eps[sites] = two_colouring(state.positions, state.cell, sites)
-    return eps
-
-
 def neel_vector(spins: np.ndarray, signs: np.ndarray) -> tuple[np.ndarray, float]:
     """(L, |L|) with L = (1/N) Σ ε_i s_i over sites with ε_i ≠ 0."""
     mask = signs != 0
@@ -56,28 +60,10 @@ def neel_vector(spins: np.ndarray, signs: np.ndarray) -> tuple[np.ndarray, float
     return vec, float(np.linalg.norm(vec))
 
 
-def pyrochlore_axes(state: SLDState) -> np.ndarray:
-    """(N, 3) local <111> axes on magnetic sites (zero elsewhere); see
-    :func:`sld_workflows.engines.model.geometry.pyrochlore_local_axes`."""
-    sites = np.flatnonzero(state.magnetic)
-    axes = np.zeros((state.n_sites, 3))
-    axes[sites] = pyrochlore_local_axes(state.positions, state.cell, sites)
-    return axes
-
-
 def aiao_order(spins: np.ndarray, axes: np.ndarray) -> float:
     """m_s = (1/N) Σ s_i·n_i over sites with an axis: +1 all-in, −1 all-out (either is AIAO order)."""
     mask = np.linalg.norm(axes, axis=1) > 0
     return float(np.mean(np.einsum("ij,ij->i", _unit(np.asarray(spins, dtype=float)[mask]), axes[mask])))
-
-
-def pyrochlore_sublattices(axes: np.ndarray) -> np.ndarray:
-    """Sublattice index 0..3 per site from its local axis (−1 where there is none)."""
-    ref = np.array([[1, 1, 1], [-1, -1, 1], [-1, 1, -1], [1, -1, -1]]) / np.sqrt(3.0)
-    mask = np.linalg.norm(axes, axis=1) > 0
-    out = np.full(len(axes), -1)
-    out[mask] = np.argmax(axes[mask] @ ref.T, axis=1)
-    return out
 
 
 def sublattice_order_eq6(spins: np.ndarray, sublattice: np.ndarray) -> float:
@@ -123,48 +109,85 @@ def conventional_repeats(state: SLDState, atoms_per_cell: int) -> tuple[int, int
     return tuple(int(max(r, 1)) for r in reps)
 
 
-def lattice_temperature_k(state: SLDState) -> float:
-    """2 KE/(3 N k_B) from the velocities."""
-    return lattice.kinetic_temperature_k(state.velocities, state.masses_amu)
+# ------------------------------------------------------------------ per-preset report
+class _Sites:
+    """One state's sublattice geometry, computed once per report (two order parameters may share it)."""
+
+    def __init__(self, state: SLDState, preset: Preset) -> None:
+        self.state = state
+        self.preset = preset
+
+    @functools.cached_property
+    def magnetisation(self) -> tuple[np.ndarray, float]:
+        return magnetisation(self.state.spins, self.state.magnetic)
+
+    @functools.cached_property
+    def pyrochlore_axes(self) -> np.ndarray:
+        return pyrochlore_axes(self.state)
 
 
-def spin_temperature_k(state: SLDState, evaluation: Evaluation) -> float:
-    """Nowak's estimator with the full field B⊥ + B∥ ŝ (NaN if the engine gives no parallel part)."""
-    if evaluation.field_parallel_ev_per_mub is None:
-        return float("nan")
-    s = _unit(state.spins)
-    full = evaluation.fields_ev_per_mub + evaluation.field_parallel_ev_per_mub[:, None] * s
-    mask = state.magnetic
-    return spin.spin_temperature_k(s[mask], full[mask], state.moments[mask])
+def _magnetisation_vector(sites: _Sites) -> dict[str, float]:
+    m = sites.magnetisation[0]
+    return {"m_x": float(m[0]), "m_y": float(m[1]), "m_z": float(m[2])}
 
 
-def order_parameters(preset_name: str, state: SLDState, evaluation: Evaluation | None = None) -> dict[str, float]:
-    """The order parameters relevant to ``preset_name`` (plus temperatures), as plain floats.
+def _magnetisation_z(sites: _Sites) -> dict[str, float]:
+    return {"m_z": float(sites.magnetisation[0][2])}
 
-    All presets: ``m`` (|m|), ``T_lattice_K`` and, given an evaluation, ``T_spin_K``.
-    bcc_fe: ``m_x, m_y, m_z``; cri3_monolayer: ``m_z``; cd2os2o7: ``m_s`` (signed AIAO projection)
-    and ``m_s_eq6`` (paper Eq. 6); mgcr2o4: ``c_over_a`` (conventional cell), ``c_axis``,
-    ``collinearity``, ``m_s_eq6``; bifeo3*: ``neel`` (|L|), ``L_x, L_y, L_z``.
+
+def _sublattice_eq6(sites: _Sites) -> dict[str, float]:
+    return {"m_s_eq6": sublattice_order_eq6(sites.state.spins, pyrochlore_sublattices(sites.pyrochlore_axes))}
+
+
+def _aiao(sites: _Sites) -> dict[str, float]:
+    return {"m_s": aiao_order(sites.state.spins, sites.pyrochlore_axes)}
+
+
+def _c_over_a(sites: _Sites) -> dict[str, float]:
+    repeats = conventional_repeats(sites.state, sites.preset.conventional_cell_atoms)
+    ratio, axis = conventional_c_over_a(sites.state.cell, repeats)
+    return {"c_over_a": ratio, "c_axis": float(axis)}
+
+
+def _collinearity(sites: _Sites) -> dict[str, float]:
+    return {"collinearity": collinearity(sites.state.spins, sites.state.magnetic)}
+
+
+def _neel(sites: _Sites) -> dict[str, float]:
+    vec, mag = neel_vector(sites.state.spins, g_type_signs(sites.state))
+    return {"neel": mag, "L_x": float(vec[0]), "L_y": float(vec[1]), "L_z": float(vec[2])}
+
+
+#: how each order parameter a preset may declare is computed
+COMPUTE: dict[OrderParameter, Callable[[_Sites], dict[str, float]]] = {
+    OrderParameter.MAGNETISATION_VECTOR: _magnetisation_vector,
+    OrderParameter.MAGNETISATION_Z: _magnetisation_z,
+    OrderParameter.SUBLATTICE_EQ6: _sublattice_eq6,
+    OrderParameter.AIAO: _aiao,
+    OrderParameter.C_OVER_A: _c_over_a,
+    OrderParameter.COLLINEARITY: _collinearity,
+    OrderParameter.NEEL: _neel,
+}
+
+
+def order_parameters(
+    preset: str | Preset, state: SLDState, evaluation: Evaluation | None = None
+) -> dict[str, float]:
+    """The order parameters ``preset`` (a registered name or a :class:`Preset`) declares, as plain floats.
+
+    Always ``m`` (|m|) and ``T_lattice_K``; given an evaluation also ``T_spin_K`` (NaN where the
+    estimator is undefined, see :func:`~sld_workflows.dynamics.spin.state_spin_temperature_k`); then
+    the keys of each declared :class:`OrderParameter`, in the preset's order.
     """
-    m_vec, m_abs = magnetisation(state.spins, state.magnetic)
-    out: dict[str, float] = {"m": m_abs, "T_lattice_K": lattice_temperature_k(state)}
+    if not isinstance(preset, Preset):
+        preset = get_preset(preset)
+    sites = _Sites(state, preset)
+    out: dict[str, float] = {
+        "m": sites.magnetisation[1],
+        "T_lattice_K": kinetic_temperature_k(state.velocities, state.masses_amu),
+    }
     if evaluation is not None:
-        out["T_spin_K"] = spin_temperature_k(state, evaluation)
-    if preset_name == "bcc_fe":
-        out.update(m_x=float(m_vec[0]), m_y=float(m_vec[1]), m_z=float(m_vec[2]))
-    elif preset_name == "cri3_monolayer":
-        out["m_z"] = float(m_vec[2])
-    elif preset_name in ("cd2os2o7", "mgcr2o4"):
-        axes = pyrochlore_axes(state)
-        out["m_s_eq6"] = sublattice_order_eq6(state.spins, pyrochlore_sublattices(axes))
-        if preset_name == "cd2os2o7":
-            out["m_s"] = aiao_order(state.spins, axes)
-        else:
-            ca, axis = conventional_c_over_a(state.cell, conventional_repeats(state, CONVENTIONAL_ATOMS[preset_name]))
-            out.update(c_over_a=ca, c_axis=float(axis), collinearity=collinearity(state.spins, state.magnetic))
-    elif preset_name in ("bifeo3", "bifeo3_2x2x2"):
-        vec, mag = neel_vector(state.spins, g_type_signs(state))
-        out.update(neel=mag, L_x=float(vec[0]), L_y=float(vec[1]), L_z=float(vec[2]))
-    else:
-        raise ValueError(f"order_parameters: unknown preset {preset_name!r}")
+        out["T_spin_K"] = state_spin_temperature_k(state, evaluation)
+    for parameter in preset.order_parameters:
+        out.update(COMPUTE[parameter](sites))
     return out

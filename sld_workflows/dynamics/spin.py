@@ -13,9 +13,15 @@ All functions act on arrays of shape (N, 3); a zero spin (non-magnetic site) sta
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from sld_workflows.units import K_B_EV_PER_K, gyromagnetic_ratio_rad_per_fs_per_ev_per_mub
+
+if TYPE_CHECKING:
+    from sld_workflows.evaluation import Evaluation
+    from sld_workflows.state import SLDState
 
 
 def cayley_rotate(a_rad: np.ndarray, s: np.ndarray) -> np.ndarray:
@@ -106,3 +112,17 @@ def spin_temperature_k(spins: np.ndarray, fields_ev_per_mub: np.ndarray, moments
     num = np.sum(np.cross(spins, mb) ** 2)
     den = 2.0 * K_B_EV_PER_K * np.sum(spins * mb)
     return float(num / den) if den > 0 else float("nan")
+
+
+def state_spin_temperature_k(state: SLDState, evaluation: Evaluation) -> float:
+    """Nowak's spin temperature (K) of ``state`` from its engine ``evaluation``: the one estimator the
+    run output and the order parameters report, with the full field B⊥ + B∥ ŝ.
+
+    Undefined — NaN — when the engine does not report the parallel field component (the estimator's
+    denominator needs it), or when Σ μ s·B ≤ 0 (no magnetic site, or spins against their field).
+    Writers that cannot store NaN (JSON) store ``null`` for it.
+    """
+    if evaluation.field_parallel_ev_per_mub is None:
+        return float("nan")
+    full = evaluation.fields_ev_per_mub + evaluation.field_parallel_ev_per_mub[:, None] * state.spins
+    return spin_temperature_k(state.spins, full, state.moments)

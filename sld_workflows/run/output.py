@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from sld_workflows.dynamics.lattice import kinetic_temperature_k
-from sld_workflows.dynamics.spin import spin_temperature_k
+from sld_workflows.dynamics.spin import state_spin_temperature_k
 from sld_workflows.evaluation import Evaluation
 from sld_workflows.state import SLDState
 
@@ -46,11 +46,9 @@ _OWN_AXIS = ("order_c_over_a",)
 
 
 def spin_temperature_of(state: SLDState, evaluation: Evaluation) -> float | None:
-    """Nowak's spin temperature (K) if the engine reports the parallel field, else ``None``."""
-    if evaluation.field_parallel_ev_per_mub is None or not np.any(state.magnetic):
-        return None
-    full = evaluation.fields_ev_per_mub + evaluation.field_parallel_ev_per_mub[:, None] * state.spins
-    t = spin_temperature_k(state.spins, full, state.moments)
+    """The spin temperature (K) of :func:`~sld_workflows.dynamics.spin.state_spin_temperature_k`,
+    ``None`` (JSON null) where that is undefined (NaN)."""
+    t = state_spin_temperature_k(state, evaluation)
     return None if not math.isfinite(t) else t
 
 

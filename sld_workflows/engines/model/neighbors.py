@@ -1,6 +1,7 @@
 """Pair lists for the model engine.
 
-- :class:`VerletList` — periodic half neighbour list (ASE ``neighbor_list``) built with a skin and
+- :class:`VerletList` — periodic half neighbour list (:func:`sld_workflows.geometry.half_list`,
+  pymatgen's compiled neighbour search) built with a skin and
   reused until it could miss a pair: an atom moved more than half the skin, or (NpT) the cell
   deformation together with the non-affine moves used up the skin (criterion in the class).
 - :func:`bond_vectors` — fixed bonds (topology frozen at the reference structure) whose periodic
@@ -13,27 +14,10 @@ Both return, per pair (i, j), the Cartesian vector d = r_j − r_i (Å) of the c
 from __future__ import annotations
 
 import numpy as np
-from ase import Atoms
-from ase.neighborlist import neighbor_list
 
+from sld_workflows.geometry import half_list
 
-def half_list(
-    positions: np.ndarray, cell: np.ndarray, pbc: tuple[bool, bool, bool], cutoff_a: float
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(i, j, shifts) of all pairs closer than ``cutoff_a``, each unordered pair once.
-
-    ``shifts`` are integer cell translations: d = r_j − r_i + shifts @ cell.
-    """
-    atoms = Atoms(numbers=np.ones(len(positions), dtype=int), positions=positions, cell=cell, pbc=pbc)
-    i, j, s = neighbor_list("ijS", atoms, float(cutoff_a), self_interaction=False)
-    # keep i < j, and for self-images (i == j) the lexicographically positive shift
-    sx, sy, sz = s[:, 0], s[:, 1], s[:, 2]
-    positive = (sx > 0) | ((sx == 0) & ((sy > 0) | ((sy == 0) & (sz > 0))))
-    keep = (i < j) | ((i == j) & positive)
-    i, j, s = i[keep], j[keep], s[keep]
-    # canonical order, so that results do not depend on when the list was built
-    order = np.lexsort((s[:, 2], s[:, 1], s[:, 0], j, i))
-    return i[order].astype(np.intp), j[order].astype(np.intp), s[order].astype(float)
+__all__ = ["VerletList", "bond_vectors", "half_list"]
 
 
 class VerletList:
