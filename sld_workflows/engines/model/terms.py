@@ -131,9 +131,34 @@ class Term:
         raise NotImplementedError
 
 
+class PairListTerm(Term):
+    """A term over the pairs of species (``a``, ``b``) closer than ``rcut_a``, found with a cached
+    Verlet list: the numba kernel when it is enabled (:meth:`add_kernel`), else numpy
+    (:meth:`add_pairs`). Subclasses are dataclasses with fields ``a``, ``b`` and ``rcut_a``."""
+
+    a: str
+    b: str
+    rcut_a: float
+
+    def add(self, ctx: Context, acc: Accumulator, cache: dict) -> None:
+        nl = cache.setdefault(("verlet", self.rcut_a), VerletList(self.rcut_a, cache["skin_a"]))
+        if _use_kernels(cache):
+            pairs = _kernel_pairs(nl, ctx, cache, self.a, self.b)
+            if pairs is not None:  # None: species a or b absent
+                self.add_kernel(ctx, acc, *pairs)
+            return
+        self.add_pairs(ctx, acc, *_pairs_within(nl, ctx, cache, self.a, self.b, self.rcut_a))
+
+    def add_kernel(self, ctx, acc, i, j, shift, codes, ca, cb, single_species) -> None:  # pragma: no cover
+        raise NotImplementedError
+
+    def add_pairs(self, ctx, acc, i, j, d, r) -> None:  # pragma: no cover
+        raise NotImplementedError
+
+
 # ------------------------------------------------------------------------------------------ lattice
 @dataclasses.dataclass
-class MorsePair(Term):
+class MorsePair(PairListTerm):
     """Morse between species ``a`` and ``b`` with a shifted-force cutoff:
     V_sf(r) = V(r) − V(r_c) − (r − r_c)V'(r_c) for r < r_c (energy and force continuous)."""
 
@@ -152,19 +177,13 @@ class MorsePair(Term):
         dv = -2.0 * self.alpha_per_a * self.d0_ev * (e * e - e)
         return v, dv
 
-    def add(self, ctx: Context, acc: Accumulator, cache: dict) -> None:
-        nl = cache.setdefault(("verlet", self.rcut_a), VerletList(self.rcut_a, cache["skin_a"]))
-        if _use_kernels(cache):
-            pairs = _kernel_pairs(nl, ctx, cache, self.a, self.b)
-            if pairs is None:
-                return
-            i, j, shift, codes, ca, cb, single_species = pairs
-            acc.energy += _kernels.morse_kernel(
-                ctx.positions, shift, i, j, codes, ca, cb, single_species,
-                self.rcut_a, self.d0_ev, self.alpha_per_a, self.r0_a, self.scale, acc.grad_r, acc.virial,
-            )
-            return
-        i, j, d, r = _pairs_within(nl, ctx, cache, self.a, self.b, self.rcut_a)
+    def add_kernel(self, ctx, acc, i, j, shift, codes, ca, cb, single_species) -> None:
+        acc.energy += _kernels.morse_kernel(
+            ctx.positions, shift, i, j, codes, ca, cb, single_species,
+            self.rcut_a, self.d0_ev, self.alpha_per_a, self.r0_a, self.scale, acc.grad_r, acc.virial,
+        )
+
+    def add_pairs(self, ctx, acc, i, j, d, r) -> None:
         v, dv = self._v(r)
         vc, dvc = self._v(np.array([self.rcut_a]))
         acc.energy += self.scale * float(np.sum(v - vc[0] - (r - self.rcut_a) * dvc[0]))
@@ -238,7 +257,7 @@ def taper(r: np.ndarray, r_on: float, r_cut: float) -> tuple[np.ndarray, np.ndar
 
 
 @dataclasses.dataclass
-class Exchange(Term):
+class Exchange(PairListTerm):
     """E = −Σ_{i<j} J(r)·t(r)·[(s_i·s_j − offset) + xxz_ratio (s_i·n)(s_j·n)] over pairs of species
     (a, b) closer than ``rcut_a``; t is the taper between ``r_on_a`` and ``rcut_a`` (none if
     r_on_a ≥ rcut_a), times an inner switch-on from 0 at ``rmin_a`` to 1 at ``rmin_on_a`` when
@@ -292,25 +311,19 @@ class Exchange(Term):
             t, dt = t * (1.0 - tin), dt * (1.0 - tin) - t * dtin
         return self.scale * jr * t, self.scale * (djr * t + jr * dt)
 
-    def add(self, ctx: Context, acc: Accumulator, cache: dict) -> None:
-        nl = cache.setdefault(("verlet", self.rcut_a), VerletList(self.rcut_a, cache["skin_a"]))
-        if _use_kernels(cache):
-            pairs = _kernel_pairs(nl, ctx, cache, self.a, self.b)
-            if pairs is None:
-                return
-            i, j, shift, codes, ca, cb, _ = pairs
-            p = np.array([self.params[k] for k in _FORM_PARAMS[self.form]] + [0.0] * 3)
-            inner = self.rmin_a is not None
-            n = self._n
-            acc.energy += _kernels.exchange_kernel(
-                ctx.positions, shift, i, j, codes, ca, cb, np.ascontiguousarray(ctx.spins),
-                _kernels.FORM_CODES[self.form], p, self.rcut_a, self.r_on_a,
-                self.rmin_a if inner else 0.0, self.rmin_on_a if inner else 0.0, inner,
-                self.offset, self.xxz_ratio * self.xxz_scale, n[0], n[1], n[2], self.scale,
-                acc.grad_r, acc.grad_s, acc.virial,
-            )
-            return
-        i, j, d, r = _pairs_within(nl, ctx, cache, self.a, self.b, self.rcut_a)
+    def add_kernel(self, ctx, acc, i, j, shift, codes, ca, cb, single_species) -> None:
+        p = np.array([self.params[k] for k in _FORM_PARAMS[self.form]] + [0.0] * 3)
+        inner = self.rmin_a is not None
+        n = self._n
+        acc.energy += _kernels.exchange_kernel(
+            ctx.positions, shift, i, j, codes, ca, cb, np.ascontiguousarray(ctx.spins),
+            _kernels.FORM_CODES[self.form], p, self.rcut_a, self.r_on_a,
+            self.rmin_a if inner else 0.0, self.rmin_on_a if inner else 0.0, inner,
+            self.offset, self.xxz_ratio * self.xxz_scale, n[0], n[1], n[2], self.scale,
+            acc.grad_r, acc.grad_s, acc.virial,
+        )
+
+    def add_pairs(self, ctx, acc, i, j, d, r) -> None:
         jr, djr = self.j_of_r(r)
         si, sj = ctx.spins[i], ctx.spins[j]
         corr = np.einsum("ij,ij->i", si, sj) - self.offset
