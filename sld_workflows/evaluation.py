@@ -9,6 +9,7 @@ import numpy as np
 from monty.json import MSONable
 
 from sld_workflows.state import SLDState
+from sld_workflows.vectors import unit_rows
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -118,8 +119,7 @@ class Engine(Protocol):
 def split_field(fields: np.ndarray, spins: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(B − (B·ŝ)ŝ, B·ŝ) per site (rows), ŝ the spin's direction: spins may be non-unit, as at the
     SIB midpoint. Where the spin is the zero vector the field is returned unchanged, parallel 0."""
-    norms = np.linalg.norm(spins, axis=1)
-    unit = np.divide(spins, norms[:, None], out=np.zeros_like(spins), where=norms[:, None] > 0)
+    unit = unit_rows(spins)
     parallel = np.einsum("ij,ij->i", fields, unit)
     return fields - parallel[:, None] * unit, parallel
 

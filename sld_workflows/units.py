@@ -16,8 +16,10 @@ K_B_EV_PER_K = 8.617333262e-5
 G_ELECTRON = 2.00231930436
 #: 1 eV/(Å·amu) expressed in Å/fs² (acceleration of 1 amu under 1 eV/Å).
 EV_PER_A_AMU_TO_A_PER_FS2 = 9.64853322e-3
-#: 1 kBar in eV/Å³ (VASP prints stress in kBar).
-KBAR_TO_EV_PER_A3 = 1.0 / 1602.1766208
+#: 1 eV/Å³ in kBar (VASP prints stress in kBar; 1 eV/Å³ = 160.21766208 GPa).
+EV_PER_A3_TO_KBAR = 1602.1766208
+#: 1 kBar in eV/Å³.
+KBAR_TO_EV_PER_A3 = 1.0 / EV_PER_A3_TO_KBAR
 #: 1 GPa in eV/Å³.
 GPA_TO_EV_PER_A3 = 1.0 / 160.21766208
 

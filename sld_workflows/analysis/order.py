@@ -30,6 +30,7 @@ from sld_workflows.engines.model.presets import OrderParameter, Preset, get_pres
 from sld_workflows.evaluation import Evaluation
 from sld_workflows.geometry import g_type_signs, pyrochlore_axes, pyrochlore_sublattices
 from sld_workflows.state import SLDState
+from sld_workflows.vectors import unit_rows
 
 # re-exported: the geometry the order parameters are defined on
 __all__ = [
@@ -39,36 +40,31 @@ __all__ = [
 ]
 
 
-def _unit(spins: np.ndarray) -> np.ndarray:
-    n = np.linalg.norm(spins, axis=1)
-    return np.divide(spins, n[:, None], out=np.zeros_like(spins), where=n[:, None] > 0)
-
-
 def magnetisation(spins: np.ndarray, magnetic: np.ndarray | None = None) -> tuple[np.ndarray, float]:
     """(m vector, |m|) averaged over magnetic sites (nonzero spins if ``magnetic`` is None)."""
     spins = np.asarray(spins, dtype=float)
     if magnetic is None:
         magnetic = np.linalg.norm(spins, axis=1) > 0
-    m = _unit(spins[magnetic]).mean(axis=0)
+    m = unit_rows(spins[magnetic]).mean(axis=0)
     return m, float(np.linalg.norm(m))
 
 
 def neel_vector(spins: np.ndarray, signs: np.ndarray) -> tuple[np.ndarray, float]:
     """(L, |L|) with L = (1/N) Σ ε_i s_i over sites with ε_i ≠ 0."""
     mask = signs != 0
-    vec = (signs[mask, None] * _unit(np.asarray(spins, dtype=float)[mask])).mean(axis=0)
+    vec = (signs[mask, None] * unit_rows(np.asarray(spins, dtype=float)[mask])).mean(axis=0)
     return vec, float(np.linalg.norm(vec))
 
 
 def aiao_order(spins: np.ndarray, axes: np.ndarray) -> float:
     """m_s = (1/N) Σ s_i·n_i over sites with an axis: +1 all-in, −1 all-out (either is AIAO order)."""
     mask = np.linalg.norm(axes, axis=1) > 0
-    return float(np.mean(np.einsum("ij,ij->i", _unit(np.asarray(spins, dtype=float)[mask]), axes[mask])))
+    return float(np.mean(np.einsum("ij,ij->i", unit_rows(np.asarray(spins, dtype=float)[mask]), axes[mask])))
 
 
 def sublattice_order_eq6(spins: np.ndarray, sublattice: np.ndarray) -> float:
     """Paper Eq. (6): m_s = sqrt((4/N²) Σ_a |Σ_{i∈a} s_i|²) over the four sublattices."""
-    s = _unit(np.asarray(spins, dtype=float))
+    s = unit_rows(np.asarray(spins, dtype=float))
     mask = sublattice >= 0
     n = int(mask.sum())
     total = sum(float(np.sum(np.linalg.norm(s[sublattice == a].sum(axis=0)) ** 2)) for a in range(4))
@@ -81,7 +77,7 @@ def collinearity(spins: np.ndarray, magnetic: np.ndarray | None = None) -> float
     spins = np.asarray(spins, dtype=float)
     if magnetic is None:
         magnetic = np.linalg.norm(spins, axis=1) > 0
-    s = _unit(spins[magnetic])
+    s = unit_rows(spins[magnetic])
     q = 1.5 * (s.T @ s) / len(s) - 0.5 * np.eye(3)
     return float(np.linalg.eigvalsh(q)[-1])
 

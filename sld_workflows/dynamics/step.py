@@ -30,7 +30,7 @@ import numpy as np
 
 from sld_workflows.dynamics import lattice, spin
 from sld_workflows.dynamics.rng import Stream, normals
-from sld_workflows.dynamics.settings import DynamicsSettings
+from sld_workflows.dynamics.settings import DynamicsSettings, Ensemble, SpinScheme
 from sld_workflows.evaluation import Evaluation
 from sld_workflows.state import SLDState
 
@@ -58,7 +58,7 @@ def _check_start(state: SLDState, evaluation: Evaluation) -> None:
 def midpoint_state(state: SLDState, evaluation: Evaluation, settings: DynamicsSettings) -> SLDState | None:
     """The SIB midpoint s̄ (positions rₙ) to evaluate for the full scheme, else ``None``."""
     _check_start(state, evaluation)
-    if settings.spin_scheme != "sib" or not np.any(state.magnetic):
+    if settings.spin_scheme != SpinScheme.SIB or not np.any(state.magnetic):
         return None
     s_bar = spin.sib_predict(
         state.spins, evaluation.fields_ev_per_mub, spin_noise(state, settings),
@@ -80,7 +80,7 @@ def propagate(
     if np.any(state.magnetic):
         dw = spin_noise(state, settings)
         s_bar = spin.sib_predict(state.spins, evaluation.fields_ev_per_mub, dw, settings.alpha, dt, settings.g_factor)
-        if settings.spin_scheme == "sib":
+        if settings.spin_scheme == SpinScheme.SIB:
             if midpoint_evaluation is None:
                 raise ValueError("spin_scheme 'sib' needs the evaluation of the midpoint state")
             midpoint_evaluation.check_matches(state)
@@ -90,10 +90,10 @@ def propagate(
         spins = spin.sib_correct(state.spins, s_bar, field_mid, dw, settings.alpha, dt, settings.g_factor)
 
     positions, cell, velocities = state.positions, state.cell, state.velocities
-    if settings.ensemble != "spin-only":
+    if settings.ensemble != Ensemble.SPIN_ONLY:
         masses = state.masses_amu
         temperature = _temperature_k(state, settings)
-        if settings.ensemble == "npt":
+        if settings.ensemble == Ensemble.NPT:
             if evaluation.stress_ev_per_a3 is None:
                 raise ValueError("ensemble 'npt' needs an engine that returns stress")
             volume = state.volume_a3
@@ -106,7 +106,7 @@ def propagate(
             )
             positions, cell, velocities = lattice.apply_strain(positions, cell, velocities, strain)
         velocities = lattice.kick(velocities, evaluation.forces_ev_per_a, masses, 0.5 * dt)
-        if settings.ensemble == "nve":
+        if settings.ensemble == Ensemble.NVE:
             positions = lattice.drift(positions, velocities, dt)
         else:
             positions = lattice.drift(positions, velocities, 0.5 * dt)
@@ -123,7 +123,7 @@ def propagate(
 def complete(provisional: SLDState, evaluation: Evaluation, settings: DynamicsSettings) -> SLDState:
     """State n+1: the final half kick with the forces evaluated at the provisional state."""
     evaluation.check_matches(provisional)
-    if settings.ensemble == "spin-only":
+    if settings.ensemble == Ensemble.SPIN_ONLY:
         return provisional
     velocities = lattice.kick(
         provisional.velocities, evaluation.forces_ev_per_a, provisional.masses_amu, 0.5 * settings.dt_fs

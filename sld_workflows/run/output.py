@@ -32,6 +32,7 @@ import numpy as np
 from sld_workflows.dynamics.lattice import kinetic_temperature_k
 from sld_workflows.dynamics.spin import state_spin_temperature_k
 from sld_workflows.evaluation import Evaluation
+from sld_workflows.jsonable import jsonable
 from sld_workflows.state import SLDState
 
 #: Frame header keys that are time series (plotted, and copied into records).
@@ -121,19 +122,7 @@ class TrajectoryWriter:
 
 
 def _jsonable(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return _jsonable(value.tolist())
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if hasattr(value, "as_dict"):
-        return _jsonable(value.as_dict())
-    return value
+    return jsonable(value, non_finite="null", objects="as_dict")
 
 
 def package_versions(extra: tuple[str, ...] = ()) -> dict[str, str]:

@@ -26,8 +26,9 @@ from monty.json import MSONable
 
 from sld_workflows.dynamics.rng import Stream, generator
 from sld_workflows.dynamics.schedules import TemperatureSchedule
-from sld_workflows.dynamics.settings import ENSEMBLES, SPIN_SCHEMES, DynamicsSettings
+from sld_workflows.dynamics.settings import ENSEMBLES, SPIN_SCHEMES, DynamicsSettings, Ensemble
 from sld_workflows.errors import SpecError
+from sld_workflows.jsonable import jsonable
 from sld_workflows.state import SLDState
 from sld_workflows.units import EV_PER_A_AMU_TO_A_PER_FS2, K_B_EV_PER_K
 
@@ -51,10 +52,7 @@ _DYNAMICS_NUMBERS = {
     "tau_p_fs": (0.0, True),
     "compressibility_per_gpa": (0.0, True),
 }
-_DYNAMICS_KEYS = (
-    "dt_fs", "steps", "ensemble", "temperature", "alpha", "friction_per_fs", "spin_scheme", "seed",
-    "g_factor", "pressure_gpa", "tau_p_fs", "compressibility_per_gpa", "cell_dof",
-)
+_DYNAMICS_KEYS = ("steps", *DynamicsSettings.field_names())
 
 
 # ---------------------------------------------------------------------------------------- helpers
@@ -346,10 +344,10 @@ def normalise(raw: Mapping[str, Any], base_dir: Path | None = None) -> dict[str,
         "dynamics": _normalise_dynamics(d["dynamics"]),
         "output": _normalise_output(d.get("output")),
     }
-    if spec["velocities"] is not None and spec["dynamics"]["ensemble"] == "spin-only":
+    if spec["velocities"] is not None and spec["dynamics"]["ensemble"] == Ensemble.SPIN_ONLY:
         raise _err("velocities", "ensemble spin-only freezes the lattice; drop the velocities section")
     engine = spec["engine"]
-    if spec["dynamics"]["ensemble"] == "npt" and engine["kind"] == "analytic" and "harmonic" in engine:
+    if spec["dynamics"]["ensemble"] == Ensemble.NPT and engine["kind"] == "analytic" and "harmonic" in engine:
         raise _err("dynamics.ensemble",
                    "npt needs an engine that returns stress; the analytic harmonic term has none")
     return _json_pure(spec)
@@ -358,16 +356,9 @@ def normalise(raw: Mapping[str, Any], base_dir: Path | None = None) -> dict[str,
 def _json_pure(spec: dict[str, Any]) -> dict[str, Any]:
     """The spec as plain JSON types (tuples -> lists, numpy scalars -> Python numbers), so that it
     survives JSON (FireWorks, MongoDB) unchanged and the as_dict/from_dict round trip is exact."""
-    import json
-
-    def default(value: Any) -> Any:
-        if isinstance(value, np.ndarray | np.generic):
-            return value.tolist()
-        raise TypeError(type(value).__name__)
-
     for section, value in spec.items():
         try:
-            spec[section] = json.loads(json.dumps(value, default=default, allow_nan=False))
+            spec[section] = jsonable(value, non_finite="error", objects="error")
         except (TypeError, ValueError) as exc:
             raise _err(section, f"contains a value that is not JSON-serialisable ({exc})") from exc
     return spec

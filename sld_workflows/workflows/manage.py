@@ -117,7 +117,7 @@ def _provenance(engine: Any, engine_dict: dict[str, Any], dynamics: DynamicsSett
         "engine_class": f"{engine_dict.get('@module')}.{engine_dict.get('@class')}",
         "engine_settings": {k: v for k, v in engine_dict.items() if not k.startswith("@")}
         if len(str(engine_dict)) < 100_000 else "see engine",
-        "spin_scheme": dynamics.spin_scheme,
+        "spin_scheme": dynamics.spin_scheme.value,
         "seed": dynamics.seed,
         "versions": _versions(),
         "submitted_from": socket.gethostname(),

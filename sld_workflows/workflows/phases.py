@@ -17,7 +17,6 @@ Frame flow of step n → n+1 (keys are (step, kind))::
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import time
 from collections import OrderedDict
@@ -26,8 +25,9 @@ from typing import Any
 import numpy as np
 
 from sld_workflows.dynamics import step as sld_step
-from sld_workflows.dynamics.settings import DynamicsSettings
+from sld_workflows.dynamics.settings import DynamicsSettings, SpinScheme
 from sld_workflows.evaluation import Evaluation
+from sld_workflows.jsonable import jsonable
 from sld_workflows.state import SLDState
 from sld_workflows.store.connection import in_engine_call
 from sld_workflows.store.trajectories import StoreError, TrajectoryStore
@@ -93,16 +93,7 @@ def settings_for(doc: dict[str, Any]) -> DynamicsSettings:
 
 def _jsonable(value: Any) -> Any:
     """Engine info made BSON-safe (numpy scalars/arrays → Python)."""
-    def default(o: Any) -> Any:
-        if isinstance(o, np.generic):
-            return o.item()
-        if isinstance(o, np.ndarray):
-            return o.tolist()
-        if hasattr(o, "as_dict"):
-            return o.as_dict()
-        return str(o)
-
-    return json.loads(json.dumps(value, default=default))
+    return jsonable(value, non_finite="keep", objects="as_dict_or_str")
 
 
 def evaluation_data(evaluation: Evaluation) -> dict[str, Any]:
@@ -241,7 +232,7 @@ def integrate(
 def _peek_request(frames: Frames, settings: DynamicsSettings, state: SLDState, evaluation: Evaluation | None,
                   n: int, store_intermediates: bool) -> EngineRequest:
     """The first engine request of step n → n+1 without computing it (for the next Firework)."""
-    if settings.spin_scheme == "sib" and np.any(state.magnetic):
+    if settings.spin_scheme == SpinScheme.SIB and np.any(state.magnetic):
         return EngineRequest(frames.trajectory, n, "midpoint_state")
     return EngineRequest(frames.trajectory, n + 1, "provisional_state")
 

@@ -9,7 +9,9 @@ a ``#`` note on OSZICAR's first line, the WAVECAR/CHGCAR text).
 Engine: any MSONable engine, JSON-decoded with ``monty.json.MontyDecoder`` from the path in env
 ``SLD_FAKE_VASP_ENGINE``, else ``FAKE_VASP_ENGINE.json`` in the run directory.
 
-Physics written (inverse of :mod:`sld_workflows.engines.vasp.parsers`):
+Physics written, from the engine's evaluation and the conventions the parser applies
+(:mod:`sld_workflows.engines.vasp.conventions`, shared, so the two cannot drift apart; the stand-in
+does not use the parser's number reader, so a reader bug shows instead of cancelling out):
 
 - sphere moment ``M_int = μ s``; smoothed moment ``MW = MW_RATIO · μ s`` with ``MW_RATIO = 0.7``
   (real bcc Fe: 2.19/3.16 = 0.69); both printed ``F7.3``;
@@ -198,8 +200,9 @@ def run(cwd: Path, t0: float) -> int:
 
     from sld_workflows.engines.fake_vasp import writers as w
     from sld_workflows.engines.fake_vasp.xml_outcar import outcar_text, vasprun_xml
-    from sld_workflows.engines.vasp.parsers import fortran_float
+    from sld_workflows.engines.vasp import conventions as cv
     from sld_workflows.state import SLDState
+    from sld_workflows.vectors import unit_rows
 
     attempt = _attempt(cwd)
     fault = _active_fault(cwd, attempt)
@@ -212,7 +215,7 @@ def run(cwd: Path, t0: float) -> int:
     n = len(species)
     kmesh = read_kpoints_mesh(cwd / "KPOINTS") if (cwd / "KPOINTS").is_file() else (1, 1, 1)
     icm = int(incar.get("I_CONSTRAINED_M", 0))
-    if icm not in (1, 2, 4):
+    if icm not in cv.CONSTRAINED_MODES:
         raise FakeVaspInputError(f"I_CONSTRAINED_M={icm}: this stand-in emulates constrained runs (1, 2, 4) only")
     lam = float(incar.get("LAMBDA", 0.0))
     if lam <= 0:
@@ -224,21 +227,21 @@ def run(cwd: Path, t0: float) -> int:
     except (KeyError, ValueError) as exc:
         _say(" Error reading item 'M_CONSTR' from file INCAR.")
         raise FakeVaspInputError(f"M_CONSTR/MAGMOM: need 3 values per ion ({exc})") from exc
-    nelm = int(incar.get("NELM", 60))
+    nelm = int(incar.get("NELM", cv.VASP_DEFAULTS["NELM"]))
     digits = int(os.environ.get("SLD_FAKE_VASP_FIELD_DIGITS", "5"))
-    constrained = np.any(np.abs(m_constr) >= 1e-5, axis=1)
+    constrained = cv.constrained_mask(m_constr)
     mu = np.linalg.norm(magmom, axis=1)
     spins = np.where(constrained[:, None], m_constr, magmom)
     norms = np.linalg.norm(spins, axis=1)
     mu = np.where(norms > 0, mu, 0.0)
-    spins = np.divide(spins, norms[:, None], out=np.zeros_like(spins), where=norms[:, None] > 0)
+    spins = unit_rows(spins)
     state = SLDState(
         species=tuple(species), positions=cart, cell=cell, velocities=np.zeros((n, 3)), spins=spins, moments=mu,
     )
     engine = _load_engine(cwd)
 
-    wav_gen = _generation(cwd / "WAVECAR") if int(incar.get("ISTART", 0)) >= 1 else 0
-    chg_gen = _generation(cwd / "CHGCAR") if int(incar.get("ICHARG", 2)) in (0, 1) else 0
+    wav_gen = _generation(cwd / "WAVECAR") if int(incar.get("ISTART", cv.VASP_DEFAULTS["ISTART"])) >= 1 else 0
+    chg_gen = _generation(cwd / "CHGCAR") if int(incar.get("ICHARG", cv.VASP_DEFAULTS["ICHARG"])) in (0, 1) else 0
     restarted = wav_gen > 0
     kind = fault.get("fault") if fault else None
     n_scf = nelm if kind == "unconverged" else (SCF_RESTART if restarted else SCF_FRESH)
@@ -250,7 +253,7 @@ def run(cwd: Path, t0: float) -> int:
     _say("       N       E                     dE             d eps       ncg     rms          rms(c)")
 
     evaluation = engine.evaluate(state)
-    c = 2.0 if icm in (1, 2) else 1.0
+    c = cv.field_factor(icm)
     m_int_p = np.round(mu[:, None] * spins, 3)
     mw_p = np.round(MW_RATIO * mu[:, None] * spins, 3)
     mw_size = np.linalg.norm(mw_p, axis=1)
@@ -258,16 +261,14 @@ def run(cwd: Path, t0: float) -> int:
     p_printed = np.zeros((n, 3))
     for i in np.flatnonzero(constrained):
         if mu[i] > 0 and mw_size[i] > 0:
-            p = mu[i] * np.asarray(evaluation.fields_ev_per_mub[i]) / (c * mw_size[i])
+            p = cv.printed_field_ev_per_mub(evaluation.fields_ev_per_mub[i], mw_size[i], mu[i], c)
         else:
             p = np.zeros(3)
-        text = [w.fortran_e(v, digits + 7, digits) for v in p]
-        p_printed[i] = [fortran_float(t) for t in text]
+        p_printed[i] = [w.fortran_e_value(v, digits) for v in p]
         rows.append((int(i) + 1, p))
-    e_p = float(np.sum(p_printed**2) / lam)
-    e_p = fortran_float(w.fortran_e(e_p, 12, 5))  # the value as printed
-    e_dft = float(evaluation.energy_ev)
-    e0 = e_dft + e_p
+    # E_p from the printed P (the mode-1/2 identity), itself as printed (E12.5)
+    e_p = w.fortran_e_value(cv.penalty_energy_ev(p_printed, lam), 5)
+    e0 = cv.printed_e0_ev(float(evaluation.energy_ev), e_p)
     f_ev = e0
     lvp, dbl = (2 * e_p, -e_p) if icm in (1, 2) else (e_p, 0.0)
 
@@ -312,7 +313,7 @@ def run(cwd: Path, t0: float) -> int:
 
     stress_kbar = None
     if evaluation.stress_ev_per_a3 is not None:
-        stress_kbar = -np.asarray(evaluation.stress_ev_per_a3) * 1602.1766208
+        stress_kbar = cv.ase_ev_per_a3_to_stress_kbar(evaluation.stress_ev_per_a3)
     forces = np.asarray(evaluation.forces_ev_per_a)
     incar_d = dict(incar)
     scf_e = [(e, e, e) for e in energies[:-1]] + [(f_ev, e0, e0)]

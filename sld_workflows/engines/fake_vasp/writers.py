@@ -16,19 +16,22 @@ import math
 import numpy as np
 
 
-def fortran_e(x: float, width: int, digits: int) -> str:
-    """Fortran ``Ew.d`` (gfortran/ifort style mantissa 0.ddd)."""
+def _e_parts(x: float, digits: int) -> tuple[str, str, int]:
+    """(sign, mantissa "0.ddd", exponent) of x in Fortran ``Ew.d`` (gfortran/ifort style)."""
     x = float(x)
     if x == 0.0 or not math.isfinite(x):
-        mant, exp = "0." + "0" * digits, 0
-    else:
-        exp = math.floor(math.log10(abs(x))) + 1
-        m = round(abs(x) / 10.0**exp, digits)
-        if m >= 1.0:  # rounding carried (0.99999 -> 1.0000)
-            m /= 10.0
-            exp += 1
-        mant = f"{m:.{digits}f}"  # "0.ddddd"
-    sign = "-" if x < 0 else ""
+        return "", "0." + "0" * digits, 0
+    exp = math.floor(math.log10(abs(x))) + 1
+    m = round(abs(x) / 10.0**exp, digits)
+    if m >= 1.0:  # rounding carried (0.99999 -> 1.0000)
+        m /= 10.0
+        exp += 1
+    return ("-" if x < 0 else ""), f"{m:.{digits}f}", exp
+
+
+def fortran_e(x: float, width: int, digits: int) -> str:
+    """Fortran ``Ew.d`` (gfortran/ifort style mantissa 0.ddd)."""
+    sign, mant, exp = _e_parts(x, digits)
     esign = "+" if exp >= 0 else "-"
     exp_str = f"E{esign}{abs(exp):02d}" if abs(exp) < 100 else f"{esign}{abs(exp):03d}"
     s = f"{sign}{mant}{exp_str}"
@@ -37,6 +40,14 @@ def fortran_e(x: float, width: int, digits: int) -> str:
     if len(s) > width:
         return "*" * width
     return s.rjust(width)
+
+
+def fortran_e_value(x: float, digits: int) -> float:
+    """The number a reader gets back from ``fortran_e(x, w, digits)``: x rounded to ``digits``
+    significant digits (the decimal mantissa·10^exp, correctly rounded to binary). The stand-in
+    computes what it prints from this, never by reading its own text back."""
+    sign, mant, exp = _e_parts(x, digits)
+    return float(f"{sign}{mant}E{exp}")
 
 
 def fortran_f(x: float, width: int, decimals: int) -> str:

@@ -30,6 +30,7 @@ import numpy as np
 
 from sld_workflows.engines.model import _kernels
 from sld_workflows.engines.model.neighbors import VerletList, bond_vectors
+from sld_workflows.vectors import unit_rows
 
 EXCHANGE_FORMS = ("ma_dudarev", "bethe_slater", "linear", "exponential", "constant")
 _FORM_PARAMS = {
@@ -387,8 +388,7 @@ class SingleIon(Term):
     def __post_init__(self) -> None:
         self.k_ev = _floats(self.k_ev)
         self.axes = _floats(self.axes).reshape(-1, 3)
-        norms = np.linalg.norm(self.axes, axis=1)
-        self._n = np.divide(self.axes, norms[:, None], out=np.zeros_like(self.axes), where=norms[:, None] > 0)
+        self._n = unit_rows(self.axes)
 
     def add(self, ctx: Context, acc: Accumulator, cache: dict) -> None:
         if len(self.k_ev) != len(ctx.spins):

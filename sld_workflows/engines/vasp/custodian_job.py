@@ -19,6 +19,8 @@ from custodian.vasp.handlers import StdErrHandler, UnconvergedErrorHandler, Vasp
 from custodian.vasp.jobs import VaspJob
 
 from sld_workflows.engines.vasp.handlers import (
+    DEFAULT_MAX_ANGLE_DEG,
+    DEFAULT_MAX_LAMBDA,
     ConstraintBlockValidator,
     ConstraintDeviationHandler,
     StaticFrozenJobHandler,
@@ -46,8 +48,15 @@ class CustodianSettings:
     frozen_timeout_s: float = 21_600.0
     polling_time_step_s: float = 10.0
     monitor_freq: int = 30
-    max_angle_deg: float = 1.0
-    max_lambda: float = 1000.0
+    max_angle_deg: float = DEFAULT_MAX_ANGLE_DEG
+    max_lambda: float = DEFAULT_MAX_LAMBDA
+
+    @classmethod
+    def from_spec(cls, section: dict[str, Any]) -> CustodianSettings:
+        """From an engine spec section: every field is an optional key of the same name, converted to
+        the field's type; other keys are ignored (the engine checks for unknown ones)."""
+        convert = {"int": int, "float": float}  # the annotations, as strings (postponed evaluation)
+        return cls(**{f.name: convert[f.type](section[f.name]) for f in dataclasses.fields(cls) if f.name in section})
 
 
 def make_handlers(settings: CustodianSettings) -> list:

@@ -37,6 +37,7 @@ from sld_workflows.errors import SLDError, SpecError
 from sld_workflows.evaluation import Evaluation
 from sld_workflows.state import SLDState
 
+DEFAULT_COMMAND = ("vasp_ncl",)
 SPEC_KEYS = {
     "incar", "kpoints", "kpoints_style", "rwigs", "lambda", "i_constrained_m", "constraint_size", "command",
     "potcar", "potcar_symbols", "potcar_functional", "scratch_dir", "run_dir", "max_errors",
@@ -49,7 +50,7 @@ class VaspEngine(MSONable):
     """Engine running ``command`` (e.g. ``["mpirun", "vasp_ncl"]`` or ``["sld-fake-vasp"]``)."""
 
     input_set: ConstrainedStaticSet
-    command: tuple[str, ...] = ("vasp_ncl",)
+    command: tuple[str, ...] = DEFAULT_COMMAND
     run_root: str = "vasp_runs"
     moment_convention: str = "state"
     custodian: CustodianSettings = dataclasses.field(default_factory=CustodianSettings)
@@ -84,30 +85,11 @@ class VaspEngine(MSONable):
             raise SpecError("engine", f"unknown keys {unknown} for the vasp engine (known: {sorted(SPEC_KEYS)})")
         if "rwigs" not in section:
             raise SpecError("engine.rwigs", "required: {species: radius in Å} for every magnetic species")
-        input_set = ConstrainedStaticSet(
-            rwigs={str(k): float(v) for k, v in dict(section["rwigs"]).items()},
-            lambda_=float(section.get("lambda", 10.0)),
-            i_constrained_m=int(section.get("i_constrained_m", 1)),
-            constraint_size=float(section.get("constraint_size", 1.0)),
-            incar=dict(section.get("incar") or {}),
-            kpoints=tuple(section.get("kpoints", (1, 1, 1))),
-            kpoints_style=str(section.get("kpoints_style", "Gamma")),
-            potcar=str(section.get("potcar", "auto")),
-            potcar_symbols=dict(section.get("potcar_symbols") or {}),
-            potcar_functional=str(section.get("potcar_functional", "PBE_54")),
-        )
-        defaults = CustodianSettings()
-        custodian = CustodianSettings(
-            max_errors=int(section.get("max_errors", defaults.max_errors)),
-            frozen_timeout_s=float(section.get("frozen_timeout_s", defaults.frozen_timeout_s)),
-            polling_time_step_s=float(section.get("polling_time_step_s", defaults.polling_time_step_s)),
-            monitor_freq=int(section.get("monitor_freq", defaults.monitor_freq)),
-            max_angle_deg=float(section.get("max_angle_deg", defaults.max_angle_deg)),
-            max_lambda=float(section.get("max_lambda", defaults.max_lambda)),
-        )
+        input_set = ConstrainedStaticSet.from_spec(section)
+        custodian = CustodianSettings.from_spec(section)
         return cls(
             input_set=input_set,
-            command=section.get("command", ("vasp_ncl",)),
+            command=section.get("command", DEFAULT_COMMAND),
             # absolute now: later calls (other processes, other working directories) must find the
             # previous step's WAVECAR/CHGCAR under the same root
             run_root=str(Path(section.get("run_dir", section.get("scratch_dir", "vasp_runs"))).resolve()),
@@ -127,7 +109,7 @@ class VaspEngine(MSONable):
         input_set = d["input_set"]
         if isinstance(input_set, dict):
             input_set = ConstrainedStaticSet.from_dict(input_set)
-        return cls(input_set=input_set, command=tuple(d.get("command", ("vasp_ncl",))),
+        return cls(input_set=input_set, command=tuple(d.get("command", DEFAULT_COMMAND)),
                    run_root=d.get("run_root", "vasp_runs"), moment_convention=d.get("moment_convention", "state"),
                    custodian=CustodianSettings(**d.get("custodian", {})))
 

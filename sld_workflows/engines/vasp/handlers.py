@@ -45,6 +45,7 @@ from custodian.custodian import ErrorHandler, Validator
 from custodian.vasp.handlers import FrozenJobErrorHandler
 from pymatgen.io.vasp.inputs import Incar
 
+from sld_workflows.engines.vasp.conventions import constrained_mask
 from sld_workflows.engines.vasp.parsers import (
     OszicarParseError,
     parse_constrained_oszicar,
@@ -52,12 +53,15 @@ from sld_workflows.engines.vasp.parsers import (
     penalty_identity_tolerance,
 )
 
+#: Largest accepted angle between a smoothed moment and its target, and the LAMBDA ceiling.
+DEFAULT_MAX_ANGLE_DEG = 1.0
+DEFAULT_MAX_LAMBDA = 1000.0
+
 
 def constrained_mask_from_incar(directory: str | Path) -> np.ndarray:
-    """(N,) bool: ions with a non-zero M_CONSTR (VASP's test: any |component| ≥ 1e-5)."""
+    """(N,) bool: ions with a non-zero M_CONSTR in the directory's INCAR (VASP's test)."""
     incar = Incar.from_file(os.path.join(directory, "INCAR"))
-    m = np.asarray(incar.get("M_CONSTR", []), dtype=float).reshape(-1, 3)
-    return np.any(np.abs(m) >= 1e-5, axis=1)
+    return constrained_mask(np.asarray(incar.get("M_CONSTR", []), dtype=float).reshape(-1, 3))
 
 
 class ConstraintBlockValidator(Validator):
@@ -83,7 +87,8 @@ class ConstraintDeviationHandler(ErrorHandler):
 
     is_monitor = False
 
-    def __init__(self, max_angle_deg: float = 1.0, max_lambda: float = 1000.0, factor: float = 10.0,
+    def __init__(self, max_angle_deg: float = DEFAULT_MAX_ANGLE_DEG, max_lambda: float = DEFAULT_MAX_LAMBDA,
+                 factor: float = 10.0,
                  output_filename: str = "OSZICAR", identity_rel_tol: float = 0.05) -> None:
         self.max_angle_deg = max_angle_deg
         self.identity_rel_tol = identity_rel_tol

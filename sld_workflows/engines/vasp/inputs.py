@@ -28,6 +28,7 @@ from pymatgen.io.vasp.inputs import Incar, Kpoints, Poscar
 
 from sld_workflows.errors import SLDError, SpecError
 from sld_workflows.state import SLDState
+from sld_workflows.vectors import unit_rows
 
 #: Tags that are one value per POSCAR species; dict values {species: value} are expanded.
 PER_SPECIES_TAGS = ("RWIGS", "LDAUU", "LDAUJ", "LDAUL")
@@ -104,12 +105,24 @@ class ConstrainedStaticSet(MSONable):
             if not (isinstance(r, int | float) and r > 0):
                 raise SpecError("rwigs", f"radius for {sp} must be a positive number (Å), got {r!r}")
 
+    @classmethod
+    def from_spec(cls, section: dict[str, Any]) -> ConstrainedStaticSet:
+        """From the ``engine`` section of a run spec: keys named as the fields (``lambda`` for
+        ``lambda_``), each optional but ``rwigs``; absent keys keep the field defaults above (the one
+        place they are written). Other keys are ignored (the engine checks for unknown ones)."""
+        as_dict = lambda v: dict(v or {})  # noqa: E731
+        conversions = {
+            "rwigs": lambda v: {str(k): float(r) for k, r in dict(v).items()}, "lambda": float,
+            "i_constrained_m": int, "constraint_size": float, "incar": as_dict, "kpoints": tuple,
+            "kpoints_style": str, "potcar": str, "potcar_symbols": as_dict, "potcar_functional": str,
+        }
+        return cls(**{("lambda_" if key == "lambda" else key): convert(section[key])
+                      for key, convert in conversions.items() if key in section})
+
     # ------------------------------------------------------------------ helpers
     def m_constr(self, state: SLDState) -> np.ndarray:
         """(N, 3) M_CONSTR: unit spin direction × constraint_size; zero on non-magnetic sites."""
-        norms = np.linalg.norm(state.spins, axis=1)
-        unit = np.divide(state.spins, norms[:, None], out=np.zeros_like(state.spins), where=norms[:, None] > 0)
-        return np.where(state.magnetic[:, None], unit * self.constraint_size, 0.0)
+        return np.where(state.magnetic[:, None], unit_rows(state.spins) * self.constraint_size, 0.0)
 
     def incar_for(self, state: SLDState, site_symbols: list[str], wavecar: bool, chgcar: bool) -> Incar:
         if not np.any(state.magnetic):

@@ -2,7 +2,7 @@
 
 - :func:`parse_constrained_oszicar` — our own OSZICAR parser. pymatgen's ``Oszicar`` misparses
   constrained runs (every ``E_p``/table line becomes a bogus ionic step, ``final_energy`` raises
-  ``KeyError: 'E0'``, ``mag`` keeps only x; see ``../shared/reference/vasp_constrained.md`` §5), and
+  ``KeyError: 'E0'``, ``mag`` keeps only x), and
   nothing upstream reads the ``lambda*MW_perp`` block, so this one is written here. It reads the
   fixed-width Fortran layouts of VASP 5.4.4–6.6 (``(I3,3F7.3,F9.3,2F7.3)`` MW/M rows,
   ``(I3,A2,E12.5,A2,E12.5,A2,E12.5)`` field rows), ``***`` ion indices (≥ 1000 ions), mantissas
@@ -14,18 +14,11 @@
 - :func:`evaluation_from_run` — turns a finished run directory into an :class:`Evaluation`
   (conventions below).
 
-Conventions (DESIGN.md §3, reference §4):
-
-- printed vector ``P = LAMBDA * MW_perp`` (eV/μB); for ``I_CONSTRAINED_M`` = 1, 2 the effective
-  field conjugate to the smoothed moment MW is ``B_eff = +2 P⊥`` (``field_factor`` 2); for 4 it is
-  assumed ``+P⊥`` (factor 1, undocumented by VASP);
-- ``P⊥`` is the part perpendicular to the constraint direction (our spin);
-- the field handed to the LLG for a site of moment μ is ``(|MW|/μ) · B_eff`` with μ chosen by
-  ``moment_convention``: ``"state"`` (default: the state's moment size, the μ the dynamics uses),
-  ``"M_int"`` (|M_int| of the sphere) or ``"MW"`` (|MW|);
-- ``E_DFT = E0 − E_p`` (printed energies include the penalty);
-- stress: VASP prints kBar with the opposite sign to ASE's; we return ``−σ_VASP / 1602.1766208``
-  in eV/Å³ (ASE's sign: positive = tensile), as ``ase.io.vasp`` does.
+The conventions these apply (the factor-2 field rule B = (|MW|/μ)·c·P⊥, E_DFT = E0 − E_p, the kBar
+sign, the M_CONSTR zero rule) are written once, in :mod:`sld_workflows.engines.vasp.conventions`,
+which the ``sld-fake-vasp`` stand-in uses too. μ is chosen by ``moment_convention``: ``"state"``
+(default: the state's moment size, the μ the dynamics uses), ``"M_int"`` (|M_int| of the sphere) or
+``"MW"`` (|MW|).
 """
 
 from __future__ import annotations
@@ -37,8 +30,24 @@ from typing import Any
 
 import numpy as np
 
+from sld_workflows.engines.vasp.conventions import (
+    MOMENT_CONVENTIONS,
+    VASP_DEFAULTS,
+    constrained_mask,
+    dft_energy_ev,
+    field_factor,
+    llg_fields_ev_per_mub,
+    penalty_energy_ev,
+    stress_kbar_to_ase_ev_per_a3,
+)
 from sld_workflows.errors import SLDError
-from sld_workflows.units import KBAR_TO_EV_PER_A3
+from sld_workflows.vectors import unit_rows
+
+__all__ = [
+    "MOMENT_CONVENTIONS", "ConstrainedOszicar", "IonicStep", "OszicarParseError", "VasprunResult",
+    "evaluation_from_run", "field_factor", "fields_from_step", "fortran_float", "parse_constrained_oszicar",
+    "parse_vasprun", "penalty_identity", "penalty_identity_tolerance", "stress_kbar_to_ase_ev_per_a3",
+]
 
 
 class OszicarParseError(SLDError):
@@ -59,19 +68,6 @@ def fortran_float(text: str) -> float:
     if m:
         s = f"{m.group(1)}E{m.group(2)}"
     return float(s.replace("D", "E").replace("d", "E"))
-
-
-def rotation_from_saxis(saxis) -> np.ndarray:
-    """Rotation taking SAXIS-frame vectors (MAGMOM, M_CONSTR, MW, P) to Cartesian: Rz(α)·Ry(β),
-    α = azimuth and β = polar angle of SAXIS (VASP wiki ``SAXIS``). Identity for (0, 0, 1)."""
-    s = np.asarray(saxis, dtype=float)
-    s = s / np.linalg.norm(s)
-    alpha = np.arctan2(s[1], s[0]) if np.hypot(s[0], s[1]) > 1e-12 else 0.0
-    beta = np.arccos(np.clip(s[2], -1.0, 1.0))
-    ca, sa, cb, sb = np.cos(alpha), np.sin(alpha), np.cos(beta), np.sin(beta)
-    rz = np.array([[ca, -sa, 0.0], [sa, ca, 0.0], [0.0, 0.0, 1.0]])
-    ry = np.array([[cb, 0.0, sb], [0.0, 1.0, 0.0], [-sb, 0.0, cb]])
-    return rz @ ry
 
 
 # ------------------------------------------------------------------------------------ OSZICAR
@@ -115,7 +111,7 @@ class IonicStep:
     @property
     def e_dft_ev(self) -> float:
         """E0 − E_p: the energy without the penalty."""
-        return self.e0_ev - self.e_p_ev
+        return dft_energy_ev(self.e0_ev, self.e_p_ev)
 
 
 @dataclasses.dataclass
@@ -161,6 +157,144 @@ def _parse_field_row(line: str) -> tuple[str, np.ndarray]:
     return idx.strip(), np.array(vals)
 
 
+class _Lines:
+    """The file as lines and a cursor ``i``, pymatgen-style: each block reader starts at its first
+    line and leaves the cursor on the first line after the block. Errors name the 1-based line."""
+
+    def __init__(self, text: str, name: str) -> None:
+        self.text = text
+        self.name = name
+        self.lines = text.splitlines()
+        self.i = 0
+
+    @property
+    def at_end(self) -> bool:
+        return self.i >= len(self.lines)
+
+    @property
+    def line(self) -> str:
+        return self.lines[self.i]
+
+    def fail(self, lineno: int, reason: str) -> OszicarParseError:
+        return OszicarParseError(f"{self.name}, line {lineno + 1}: {reason}")
+
+    def rows(self, parse, what: str) -> list[tuple[int, Any]]:
+        """(line index, ``parse(line)``) of the table rows from the cursor on (``I3`` index first)."""
+        out = []
+        while not self.at_end and _is_row(self.line):
+            try:
+                out.append((self.i, parse(self.line)))
+            except ValueError as exc:
+                raise self.fail(self.i, what.format(exc=exc, row=self.line)) from exc
+            self.i += 1
+        return out
+
+
+def _read_source(source: str | Path) -> tuple[str, str]:
+    """(name for messages, text) of a path or of the OSZICAR text itself."""
+    if isinstance(source, Path) or (isinstance(source, str) and "\n" not in source):
+        try:
+            return str(source), Path(source).read_text()
+        except OSError as exc:
+            raise OszicarParseError(f"{source}: cannot read ({exc})") from exc
+    return "OSZICAR", source
+
+
+def _read_mw_table(r: _Lines, n_ions: int | None, previous: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """The ``ion MW_int M_int`` table of one SCF step: (MW (N, 3), M_int (N, 3)) in μB."""
+    header = r.i
+    r.i += 1
+    rows = r.rows(_parse_mw_row, "malformed MW_int/M_int row ({exc}): {row!r}")
+    if n_ions is not None and len(rows) != n_ions:
+        raise r.fail(header, f"MW_int/M_int table has {len(rows)} rows, expected {n_ions} ions (truncated?)")
+    if n_ions is None and previous is not None and len(rows) != len(previous):
+        raise r.fail(header, f"MW_int/M_int table has {len(rows)} rows, earlier tables {len(previous)} (truncated?)")
+    if r.at_end:
+        raise r.fail(r.i - 1, "file ends inside an MW_int/M_int table (truncated)")
+    mw = np.array([row[1] for _, row in rows]).reshape(-1, 3)
+    m_int = np.array([row[2] for _, row in rows]).reshape(-1, 3)
+    return mw, m_int
+
+
+def _read_f_line(r: _Lines, fm: re.Match) -> tuple[float, float, float, np.ndarray]:
+    """``N F= ... E0= ... d E = ... mag= ...``: (F, E0, dE in eV, mag (3,) μB; NaN if not printed)."""
+    try:
+        f_ev, e0, de = (fortran_float(fm.group(k)) for k in (2, 3, 4))
+        mag = np.array([fortran_float(t) for t in (fm.group(5) or "").split()] or [np.nan] * 3)
+    except ValueError as exc:
+        raise r.fail(r.i, f"malformed F= line ({exc})") from exc
+    r.i += 1
+    return f_ev, e0, de, mag
+
+
+def _read_penalty_line(r: _Lines, f_line: int) -> tuple[float, float]:
+    """The end-of-step ``E_p = ... lambda = ...`` line after the ``F=`` line (blank lines skipped)."""
+    while not r.at_end and not r.line.strip():
+        r.i += 1
+    if r.at_end:
+        raise r.fail(f_line, "file ends after the F= line: end-of-step E_p / lambda*MW_perp block missing (truncated)")
+    em = _EP_LINE.match(r.line)
+    if not em:
+        raise r.fail(r.i, f"expected the end-of-step 'E_p = ... lambda = ...' line, got {r.line!r}")
+    try:
+        e_p, lam = fortran_float(em.group(1)), fortran_float(em.group(2))
+    except ValueError as exc:
+        raise r.fail(r.i, f"malformed E_p / lambda line (cut off? {exc})") from exc
+    r.i += 1
+    return e_p, lam
+
+
+def _place_rows_by_mask(r: _Lines, rows: list, constrained: np.ndarray, n: int, f_line: int) -> list[int]:
+    """Ion of each field row from the ``M_CONSTR`` mask: the block lists exactly the constrained ions,
+    in order (so ``***`` rows are placed too, and a block cut at a row boundary is detected)."""
+    if constrained.size != n:
+        raise r.fail(f_line, f"M_CONSTR names {constrained.size} ions, the OSZICAR tables {n}")
+    expected = np.flatnonzero(constrained)
+    if len(rows) != expected.size:
+        raise r.fail(r.i - 1, f"lambda*MW_perp block has {len(rows)} rows, expected {expected.size} "
+                              "constrained ions (truncated block?)")
+    for (lineno, (idx, _)), ion in zip(rows, expected, strict=True):
+        if idx.isdigit() and int(idx) - 1 != ion:
+            raise r.fail(lineno, f"row for ion {idx}, expected ion {ion + 1} (M_CONSTR does not match this OSZICAR)")
+    return [int(ion) for ion in expected]
+
+
+def _place_rows_by_index(r: _Lines, rows: list, n: int) -> list[int]:
+    """Ion of each field row from its printed index (impossible for ``***``)."""
+    ions: list[int] = []
+    for lineno, (idx, _) in rows:
+        if not idx.isdigit():
+            raise r.fail(lineno, "ion index '***' (>999 ions): pass the constrained mask (from M_CONSTR) to place "
+                                 "rows by order")
+        ion = int(idx) - 1
+        if not 0 <= ion < n or ion in ions:
+            raise r.fail(lineno, f"bad or repeated ion index {idx}")
+        ions.append(ion)
+    if not rows:
+        raise r.fail(r.i, "empty lambda*MW_perp block (truncated)")
+    return ions
+
+
+def _read_field_block(r: _Lines, constrained: np.ndarray | None, n: int, f_line: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``ion lambda*MW_perp`` header and rows: (fields (n, 3) eV/μB, in_block (n,) bool)."""
+    if r.at_end or "lambda*MW_perp" not in r.line:
+        raise r.fail(r.i, "end-of-step 'ion lambda*MW_perp' header missing (truncated)")
+    r.i += 1
+    rows = r.rows(_parse_field_row, "malformed lambda*MW_perp row (cut off?): {row!r}")
+    if constrained is not None:
+        ions = _place_rows_by_mask(r, rows, constrained, n, f_line)
+    else:
+        ions = _place_rows_by_index(r, rows, n)
+    if r.at_end and not r.text.endswith("\n"):
+        raise r.fail(r.i - 1, "file ends without a newline inside the lambda*MW_perp block (truncated)")
+    fields = np.zeros((n, 3))
+    in_block = np.zeros(n, dtype=bool)
+    for ion, (_, (_, vec)) in zip(ions, rows, strict=True):
+        fields[ion] = vec
+        in_block[ion] = True
+    return fields, in_block
+
+
 def parse_constrained_oszicar(
     source: str | Path,
     constrained: np.ndarray | None = None,
@@ -168,141 +302,49 @@ def parse_constrained_oszicar(
 ) -> ConstrainedOszicar:
     """Parse a constrained OSZICAR (path or text).
 
-    ``constrained``: (N,) bool mask of ions with a non-zero ``M_CONSTR`` (|component| ≥ 1e-5, VASP's
-    test). With it, the end-of-step block must list exactly those ions (rows for ``M_CONSTR = 0 0 0``
-    ions are omitted by VASP), ``***`` indices are mapped by order, and a block cut short is
-    detected; without it, only numeric indices can be placed and a block cut exactly at a row
-    boundary cannot be told from a complete one. Raises :class:`OszicarParseError` for any
-    incomplete or inconsistent block.
+    ``constrained``: (N,) bool mask of ions with a non-zero ``M_CONSTR`` (see
+    :func:`~sld_workflows.engines.vasp.conventions.constrained_mask`). With it, the end-of-step block
+    must list exactly those ions (rows for ``M_CONSTR = 0 0 0`` ions are omitted by VASP), ``***``
+    indices are mapped by order, and a block cut short is detected; without it, only numeric indices
+    can be placed and a block cut exactly at a row boundary cannot be told from a complete one.
+    Raises :class:`OszicarParseError` for any incomplete or inconsistent block.
+
+    Blocks, one reader each: ``#`` notes, the per-SCF-step ``MW_int/M_int`` table, electronic-step
+    lines (``DAV:`` ...), and the ionic step: ``F=`` line, ``E_p``/``lambda`` line, field block.
     """
-    name = "OSZICAR"
-    if isinstance(source, Path) or (isinstance(source, str) and "\n" not in source):
-        name = str(source)
-        try:
-            text = Path(source).read_text()
-        except OSError as exc:
-            raise OszicarParseError(f"{name}: cannot read ({exc})") from exc
-    else:
-        text = source
-    lines = text.splitlines()
+    name, text = _read_source(source)
+    r = _Lines(text, name)
     if constrained is not None:
         constrained = np.asarray(constrained, dtype=bool)
         n_ions = constrained.size if n_ions is None else n_ions
-
-    def fail(lineno: int, reason: str) -> OszicarParseError:
-        return OszicarParseError(f"{name}, line {lineno + 1}: {reason}")
-
     steps: list[IonicStep] = []
     notes: list[str] = []
-    last_mw = last_m = None
+    table: tuple[np.ndarray, np.ndarray] | None = None
     n_scf = 0
-    i = 0
-    while i < len(lines):
-        line = lines[i]
+    while not r.at_end:
+        line = r.line
+        scf, f_match = _SCF_LINE.match(line), _F_LINE.match(line)
         if line.lstrip().startswith("#"):
             notes.append(line.strip())
-            i += 1
-            continue
-        if "MW_int" in line and "M_int" in line:
-            rows_mw, rows_m, idxs = [], [], []
-            j = i + 1
-            while j < len(lines):
-                row = lines[j]
-                if not _is_row(row):
-                    break
-                try:
-                    idx, mw, m = _parse_mw_row(row)
-                except ValueError as exc:
-                    raise fail(j, f"malformed MW_int/M_int row ({exc}): {row!r}") from exc
-                idxs.append(idx)
-                rows_mw.append(mw)
-                rows_m.append(m)
-                j += 1
-            if n_ions is not None and len(rows_mw) != n_ions:
-                raise fail(i, f"MW_int/M_int table has {len(rows_mw)} rows, expected {n_ions} ions (truncated?)")
-            if n_ions is None and last_mw is not None and len(rows_mw) != len(last_mw):
-                raise fail(i, f"MW_int/M_int table has {len(rows_mw)} rows, earlier tables {len(last_mw)} (truncated?)")
-            if j >= len(lines):
-                raise fail(j - 1, "file ends inside an MW_int/M_int table (truncated)")
-            last_mw, last_m = np.array(rows_mw).reshape(-1, 3), np.array(rows_m).reshape(-1, 3)
-            i = j
-            continue
-        sm = _SCF_LINE.match(line)
-        if sm:
+            r.i += 1
+        elif "MW_int" in line and "M_int" in line:
+            table = _read_mw_table(r, n_ions, None if table is None else table[0])
+        elif scf:
             # the printed step number (with ALGO=All not every step is printed); I4 overflow: count
-            n_scf = int(sm.group(2)) if sm.group(2).isdigit() else n_scf + 1
-            i += 1
-            continue
-        fm = _F_LINE.match(line)
-        if fm:
-            try:
-                f_ev, e0, de = (fortran_float(fm.group(k)) for k in (2, 3, 4))
-                mag = np.array([fortran_float(t) for t in (fm.group(5) or "").split()] or [np.nan] * 3)
-            except ValueError as exc:
-                raise fail(i, f"malformed F= line ({exc})") from exc
-            if last_mw is None:
-                raise fail(i, "ionic step without any MW_int/M_int table: not a constrained-moment OSZICAR")
-            # the end-of-step block: blank, E_p line, header, rows
-            j = i + 1
-            while j < len(lines) and not lines[j].strip():
-                j += 1
-            if j >= len(lines):
-                raise fail(i, "file ends after the F= line: end-of-step E_p / lambda*MW_perp block missing (truncated)")
-            em = _EP_LINE.match(lines[j])
-            if not em:
-                raise fail(j, f"expected the end-of-step 'E_p = ... lambda = ...' line, got {lines[j]!r}")
-            e_p, lam = fortran_float(em.group(1)), fortran_float(em.group(2))
-            j += 1
-            if j >= len(lines) or "lambda*MW_perp" not in lines[j]:
-                raise fail(j, "end-of-step 'ion lambda*MW_perp' header missing (truncated)")
-            j += 1
-            rows: list[tuple[str, np.ndarray]] = []
-            while j < len(lines):
-                row = lines[j]
-                if not _is_row(row):
-                    break
-                try:
-                    rows.append(_parse_field_row(row))
-                except ValueError as exc:
-                    raise fail(j, f"malformed lambda*MW_perp row (cut off?): {row!r}") from exc
-                j += 1
-            n = last_mw.shape[0]
-            fields = np.zeros((n, 3))
-            in_block = np.zeros(n, dtype=bool)
-            if constrained is not None:
-                if constrained.size != n:
-                    raise fail(i, f"M_CONSTR names {constrained.size} ions, the OSZICAR tables {n}")
-                expected = np.flatnonzero(constrained)
-                if len(rows) != expected.size:
-                    raise fail(j - 1, f"lambda*MW_perp block has {len(rows)} rows, expected {expected.size} "
-                                      "constrained ions (truncated block?)")
-                for k, (idx, vec) in enumerate(rows):
-                    ion = expected[k]
-                    if idx.isdigit() and int(idx) - 1 != ion:
-                        raise fail(j - len(rows) + k, f"row for ion {idx}, expected ion {ion + 1} "
-                                                      "(M_CONSTR does not match this OSZICAR)")
-                    fields[ion] = vec
-                    in_block[ion] = True
-            else:
-                for k, (idx, vec) in enumerate(rows):
-                    if not idx.isdigit():
-                        raise fail(j - len(rows) + k, "ion index '***' (>999 ions): pass the constrained mask "
-                                                      "(from M_CONSTR) to place rows by order")
-                    ion = int(idx) - 1
-                    if not 0 <= ion < n or in_block[ion]:
-                        raise fail(j - len(rows) + k, f"bad or repeated ion index {idx}")
-                    fields[ion] = vec
-                    in_block[ion] = True
-                if not rows:
-                    raise fail(j, "empty lambda*MW_perp block (truncated)")
-            if j >= len(lines) and not text.endswith("\n"):
-                raise fail(j - 1, "file ends without a newline inside the lambda*MW_perp block (truncated)")
-            step_index = int(fm.group(1)) if fm.group(1).isdigit() else len(steps) + 1
-            steps.append(IonicStep(step_index, f_ev, e0, de, mag, last_mw, last_m, fields, in_block, e_p, lam, n_scf))
+            n_scf = int(scf.group(2)) if scf.group(2).isdigit() else n_scf + 1
+            r.i += 1
+        elif f_match:
+            f_line = r.i
+            f_ev, e0, de, mag = _read_f_line(r, f_match)
+            if table is None:
+                raise r.fail(f_line, "ionic step without any MW_int/M_int table: not a constrained-moment OSZICAR")
+            e_p, lam = _read_penalty_line(r, f_line)
+            fields, in_block = _read_field_block(r, constrained, table[0].shape[0], f_line)
+            index = int(f_match.group(1)) if f_match.group(1).isdigit() else len(steps) + 1
+            steps.append(IonicStep(index, f_ev, e0, de, mag, *table, fields, in_block, e_p, lam, n_scf))
             n_scf = 0
-            i = j
-            continue
-        i += 1
+        else:
+            r.i += 1
     if not steps:
         raise OszicarParseError(f"{name}: no completed ionic step (no 'F=' line): the run did not finish")
     return ConstrainedOszicar(steps, notes)
@@ -310,7 +352,7 @@ def parse_constrained_oszicar(
 
 def penalty_identity(step: IonicStep) -> tuple[float, float]:
     """(printed E_p, Σ|P|²/λ). Equal for ``I_CONSTRAINED_M`` = 1, 2 (E_p = λ|MW⊥|², P = λ MW⊥)."""
-    return step.e_p_ev, float(np.sum(step.fields**2) / step.lambda_)
+    return step.e_p_ev, penalty_energy_ev(step.fields, step.lambda_)
 
 
 def _half_unit_e12_5(x: np.ndarray | float) -> np.ndarray:
@@ -374,27 +416,12 @@ def parse_vasprun(path: str | Path) -> VasprunResult:
         forces_ev_per_a=np.asarray(last["forces"], dtype=float),
         stress_kbar=None if stress is None else np.asarray(stress, dtype=float),
         n_scf=len(elec),
-        nelm=int(vr.parameters.get("NELM", 60)),
+        nelm=int(vr.parameters.get("NELM", VASP_DEFAULTS["NELM"])),
         converged_electronic=bool(vr.converged_electronic),
     )
 
 
-def stress_kbar_to_ase_ev_per_a3(stress_kbar: np.ndarray) -> np.ndarray:
-    """VASP kBar (positive = compressive, the cell wants to expand) → eV/Å³ with ASE's sign."""
-    return -np.asarray(stress_kbar, dtype=float) * KBAR_TO_EV_PER_A3
-
-
 # ------------------------------------------------------------------------------------ Evaluation
-MOMENT_CONVENTIONS = ("state", "M_int", "MW")
-
-
-def field_factor(i_constrained_m: int) -> float:
-    """c in B_eff = c·P⊥: 2 for modes 1 and 2 (derived, reference §4.2), 1 for mode 4 (assumed)."""
-    if i_constrained_m in (1, 2):
-        return 2.0
-    if i_constrained_m == 4:
-        return 1.0
-    raise SLDError(f"I_CONSTRAINED_M={i_constrained_m} is not supported (use 1, 2 or 4)")
 
 
 def fields_from_step(
@@ -417,7 +444,7 @@ def fields_from_step(
     p = step.fields @ rot.T
     mw = step.mw @ rot.T
     norms = np.linalg.norm(spins, axis=1)
-    unit = np.divide(spins, norms[:, None], out=np.zeros_like(spins, dtype=float), where=norms[:, None] > 0)
+    unit = unit_rows(spins)
     p_perp = p - np.einsum("ij,ij->i", p, unit)[:, None] * unit
     mw_size = np.linalg.norm(mw, axis=1)
     if moment_convention == "state":
@@ -429,7 +456,7 @@ def fields_from_step(
     use = step.in_block & (norms > 0) & (mu > 0)
     fields = np.zeros_like(p)
     c = field_factor(i_constrained_m)
-    fields[use] = (mw_size[use] / mu[use])[:, None] * c * p_perp[use]
+    fields[use] = llg_fields_ev_per_mub(p_perp[use], mw_size[use], mu[use], c)
     return fields, mu
 
 
@@ -450,7 +477,7 @@ def evaluation_from_run(
     from sld_workflows.evaluation import Evaluation
 
     run_dir = Path(run_dir)
-    constrained = np.any(np.abs(np.asarray(m_constr)) >= 1e-5, axis=1)
+    constrained = constrained_mask(m_constr)
     osz = parse_constrained_oszicar(run_dir / "OSZICAR", constrained=constrained, n_ions=state.n_sites)
     step = osz.final
     vr = parse_vasprun(run_dir / "vasprun.xml")
@@ -485,7 +512,7 @@ def evaluation_from_run(
     info.update(extra_info or {})
     stress = None if vr.stress_kbar is None else stress_kbar_to_ase_ev_per_a3(vr.stress_kbar)
     return Evaluation(
-        energy_ev=vr.e0_ev - step.e_p_ev,
+        energy_ev=dft_energy_ev(vr.e0_ev, step.e_p_ev),
         forces_ev_per_a=vr.forces_ev_per_a,
         fields_ev_per_mub=fields,
         stress_ev_per_a3=stress,
