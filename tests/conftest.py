@@ -127,3 +127,13 @@ def write_spec(path: Path, spec: dict) -> Path:
 
     path.write_text(yaml.safe_dump(spec))
     return path
+
+
+def scf_counts(run_dir: Path) -> tuple[int, int]:
+    """Electronic steps a VASP(-format) run printed, counted without our parsers: ``DAV:`` lines of
+    OSZICAR and ``<scstep>`` elements of the calculation in vasprun.xml."""
+    from xml.etree import ElementTree
+
+    dav = sum(line.startswith("DAV:") for line in (run_dir / "OSZICAR").read_text().splitlines())
+    root = ElementTree.parse(run_dir / "vasprun.xml").getroot()
+    return dav, len(root.findall("./calculation/scstep"))

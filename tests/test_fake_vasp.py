@@ -12,13 +12,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import scf_counts
 
 import sld_workflows
 from sld_workflows.engines.fake_vasp import writers as w
-from sld_workflows.engines.fake_vasp.cli import MW_RATIO, SCF_FRESH, SCF_RESTART
+from sld_workflows.engines.fake_vasp.cli import MW_RATIO
 from sld_workflows.engines.model.presets import make_preset
 from sld_workflows.engines.vasp.inputs import ConstrainedStaticSet
 from sld_workflows.engines.vasp.parsers import (
+    fortran_float,
     parse_constrained_oszicar,
     parse_vasprun,
     penalty_identity,
@@ -58,6 +60,21 @@ def test_line_layouts_are_byte_identical_to_real_vasp():
     assert w.fortran_e(0.12345e-100, 12, 5) == " 0.12345-100"
     assert w.fortran_e(-36.715064, 14, 8) == "-.36715064E+02"
     assert w.fortran_i(1000, 3) == "***"
+
+
+def test_printed_values_are_what_the_reader_reads():
+    """The stand-in computes what it prints (E_p from the printed P) with ``fortran_e_value``, not
+    with the parser's reader; the two must agree on every number, so a reader bug shows here
+    instead of cancelling out. Random magnitudes over 10^±120 (3-digit exponents lose the E)."""
+    rng = np.random.default_rng(11)
+    xs = rng.choice([-1, 1], 4000) * 10.0 ** rng.uniform(-120, 120, 4000)
+    xs = np.concatenate([xs, [0.0, 0.999995, -0.9999951, 0.1, 1.0, 99999.5]])
+    for digits in (5, 12):
+        for x in xs:
+            text = w.fortran_e(x, digits + 7, digits)
+            assert fortran_float(text) == w.fortran_e_value(x, digits), (x, text)
+            if x != 0:  # and the value is x to the printed digits
+                assert abs(w.fortran_e_value(x, digits) - x) <= 0.5 * 10.0 ** (1 - digits) * abs(x) * (1 + 1e-12)
 
 
 # ------------------------------------------------------------------------ running the stand-in
@@ -100,12 +117,14 @@ def test_outputs_parse_and_carry_the_model(system, tmp_path):
     # E_p = Σ|P|²/λ to printed precision; E0 = E_DFT + E_p
     e_p, s = penalty_identity(step)
     assert abs(e_p - s) <= penalty_identity_tolerance(step)
-    assert step.e0_ev == pytest.approx(ref.energy_ev + e_p, abs=0.5e-8 * 1e2)
-    assert step.n_scf == SCF_FRESH
+    # E0 is printed E14.8: half a unit in the 8th significant digit
+    assert step.e0_ev == pytest.approx(ref.energy_ev + e_p, abs=0.5e-8 * 10 ** np.ceil(np.log10(abs(step.e0_ev))))
+    dav, scsteps = scf_counts(d)
+    assert step.n_scf == dav == scsteps > 1
     assert "emulated" in (d / "OSZICAR").read_text().splitlines()[0]
     # pymatgen reads vasprun.xml and OUTCAR
     vr = parse_vasprun(d / "vasprun.xml")
-    assert vr.converged_electronic and vr.n_scf == SCF_FRESH
+    assert vr.converged_electronic and vr.n_scf == scsteps
     assert np.abs(vr.forces_ev_per_a - ref.forces_ev_per_a).max() <= 0.5e-8 + 1e-15
     assert np.allclose(-vr.stress_kbar / 1602.1766208, ref.stress_ev_per_a3, atol=0.5e-8 / 1602, rtol=0)
     from pymatgen.io.vasp.outputs import Outcar
@@ -121,7 +140,9 @@ def test_outputs_parse_and_carry_the_model(system, tmp_path):
         (d2 / name).write_bytes((d / name).read_bytes())
     ConstrainedStaticSet(rwigs={"Fe": 1.3}).write(state.replace(step=1), d2, wavecar=True, chgcar=True)
     assert fake(d2).returncode == 0
-    assert parse_constrained_oszicar(d2 / "OSZICAR", constrained=np.ones(16, bool)).final.n_scf == SCF_RESTART
+    restarted = parse_constrained_oszicar(d2 / "OSZICAR", constrained=np.ones(16, bool)).final.n_scf
+    assert restarted == scf_counts(d2)[0] == parse_vasprun(d2 / "vasprun.xml").n_scf
+    assert restarted < step.n_scf and "WAVECAR read" in (d2 / "vasp.out").read_text()
     assert (d2 / "WAVECAR").read_text().splitlines()[1] == "generation 2"
 
 

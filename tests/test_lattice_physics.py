@@ -45,8 +45,10 @@ def test_langevin_equipartition_on_a_harmonic_crystal():
         per_atom = series.mean(axis=0)
         mean, se = per_atom.mean(), per_atom.std(ddof=1) / np.sqrt(per_atom.size)
         assert abs(mean - expected) < 3 * se, f"{name}: {mean:.5g} ± {se:.2g} vs {expected:.5g}"
-    # the naive (unbiased) 3/2 k_BT lies within 3 SE too: the BAOAB bias is below resolution here
-    assert abs(np.array(ke).mean() / (1.5 * kt) - 1) < 0.01
+    # the naive (unbiased) 3/2 k_BT lies within 3 SE too: the BAOAB bias (0.17%) is below the
+    # resolution of this run, so the test above does not tell the two apart (it checks the sampling)
+    per_atom = np.array(ke).mean(axis=0)
+    assert abs(per_atom.mean() - 1.5 * kt) < 3 * per_atom.std(ddof=1) / np.sqrt(per_atom.size)
 
 
 def test_velocity_verlet_energy_error_is_second_order():

@@ -7,7 +7,7 @@ import pytest
 
 from sld_workflows.dynamics.rng import Stream, generator, normals
 from sld_workflows.dynamics.schedules import TemperatureSchedule
-from sld_workflows.dynamics.settings import DynamicsSettings
+from sld_workflows.dynamics.settings import ENSEMBLES, SPIN_SCHEMES, DynamicsSettings, Ensemble, SpinScheme
 
 
 @pytest.mark.parametrize(
@@ -37,6 +37,18 @@ def test_settings_round_trip_through_json():
     assert back == s
     with pytest.raises(ValueError, match="unknown keys"):
         DynamicsSettings.from_dict({**s.as_dict(), "dt": 1.0})
+
+
+def test_enums_in_settings_and_plain_strings_in_documents():
+    s = DynamicsSettings(dt_fs=1.0, ensemble="spin-only", spin_scheme="sib-fixed-field")
+    assert s.ensemble is Ensemble.SPIN_ONLY and s.spin_scheme is SpinScheme.SIB_FIXED_FIELD
+    assert s.evaluations_per_step == 1 and DynamicsSettings(dt_fs=1.0).evaluations_per_step == 2
+    d = s.as_dict()
+    assert type(d["ensemble"]) is str and type(d["spin_scheme"]) is str  # YAML/BSON see plain strings
+    assert json.dumps(d["ensemble"]) == '"spin-only"'
+    assert ENSEMBLES == ("nve", "nvt", "npt", "spin-only") and SPIN_SCHEMES == ("sib", "sib-fixed-field")
+    # the keys specs accept come from the dataclass fields, not from a second hand-written list
+    assert DynamicsSettings.field_names() == tuple(k for k in d if not k.startswith("@"))
 
 
 def test_temperature_ramp_is_linear_then_holds():

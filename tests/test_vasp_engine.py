@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import scf_counts
 
 import sld_workflows
 from sld_workflows.dynamics.schedules import TemperatureSchedule
@@ -15,6 +16,8 @@ from sld_workflows.dynamics.settings import DynamicsSettings
 from sld_workflows.dynamics.step import advance
 from sld_workflows.engines.model.presets import make_preset
 from sld_workflows.engines.vasp import VaspEngine, VaspRunError
+from sld_workflows.units import EV_PER_A_AMU_TO_A_PER_FS2, gyromagnetic_ratio_rad_per_fs_per_ev_per_mub
+from sld_workflows.vectors import unit_rows
 
 pytestmark = pytest.mark.filterwarnings("ignore:No POTCAR file with matching TITEL")
 CHECKOUT = Path(sld_workflows.__file__).resolve().parents[1]
@@ -77,12 +80,44 @@ def normalised_midpoint(engine):
 
     def evaluate(state):
         if not state.unit_spins:
-            n = np.linalg.norm(state.spins, axis=1)
-            unit = np.divide(state.spins, n[:, None], out=np.zeros_like(state.spins), where=n[:, None] > 0)
-            return engine.evaluate(state.replace(spins=unit, unit_spins=True))
+            return engine.evaluate(state.replace(spins=unit_rows(state.spins), unit_spins=True))
         return engine.evaluate(state)
 
     return evaluate
+
+
+#: SLD_FAKE_VASP_FIELD_DIGITS = 12: each printed field component carries a relative rounding error
+#: of at most half a unit in the 12th digit of a mantissa 0.d..d, i.e. 0.5e-12/0.1 = 5e-12.
+FIELD_REL_ROUNDING = 5e-12
+#: vasprun.xml forces are printed F16.8: absolute rounding 5e-9 eV/Å per component.
+FORCE_ROUNDING_EV_PER_A = 0.5e-8
+
+
+def perturbation_growth(state, evaluate, s, steps, size=1e-8, seed=0):
+    """How much a small random perturbation of spins and positions grows over ``steps`` steps of the
+    model (max over the window of the deviation, relative to the initial one; the same noise)."""
+    rng = np.random.default_rng(seed)
+    pert = state.replace(spins=unit_rows(state.spins + size * rng.normal(size=state.spins.shape)),
+                         positions=state.positions + size * rng.normal(size=state.positions.shape))
+    d0 = max(np.abs(pert.spins - state.spins).max(), np.abs(pert.positions - state.positions).max())
+    return max(max(max_dev([a], [b])) for a, b in zip(run(state, evaluate, s, steps), run(pert, evaluate, s, steps),
+                                                      strict=True)) / d0
+
+
+def agreement_budget(ref, s, evaluate, state):
+    """Bound on max(|Δs|, |Δr|/Å) between the stand-in and the model trajectories, from what the
+    stand-in prints. Per step the printed fields perturb each spin rotation by at most
+    γ'√(1+α²)·√3·5e-12·max|B|·Δt (once per engine call), and the printed forces each velocity by
+    √3·5e-9/m·Δt, which drifts into ½N²·δa·Δt² of position over N steps. Errors injected during the
+    window grow by at most the window's perturbation growth A (measured with the model alone: ~2.5
+    for sib-fixed-field, ~1.4 for sib here); rounding errors have random directions like the probe."""
+    n = len(ref) - 1
+    b_max = max(np.linalg.norm(e.fields_ev_per_mub, axis=1).max() for _, e in ref)
+    gamma_p = gyromagnetic_ratio_rad_per_fs_per_ev_per_mub(s.g_factor) / (1 + s.alpha**2)
+    spin_kick = gamma_p * np.sqrt(1 + s.alpha**2) * np.sqrt(3) * FIELD_REL_ROUNDING * b_max * s.dt_fs
+    accel = np.sqrt(3) * FORCE_ROUNDING_EV_PER_A / state.masses_amu.min() * EV_PER_A_AMU_TO_A_PER_FS2
+    growth = max(perturbation_growth(state, evaluate, s, n, seed=k) for k in range(3))
+    return growth * (n * s.evaluations_per_step * spin_kick + 0.5 * n**2 * accel * s.dt_fs**2)
 
 
 @pytest.mark.slow  # ~25 s: 21 stand-in runs under Custodian
@@ -93,21 +128,31 @@ def test_20_steps_sib_fixed_field_agree_with_model(fake_vasp_env):
     vasp = vasp_engine(fake_vasp_env / "runs")
     got = run(state, vasp.evaluate, s, 20)
     dpos, dspin = max_dev(ref, got)
-    print(f"20-step sib-fixed-field: max |dr| = {dpos:.2e} Å, max |ds| = {dspin:.2e}")
-    assert dpos < 1e-6 and dspin < 1e-6
+    budget = agreement_budget(ref, s, engine.evaluate, state)
+    print(f"20-step sib-fixed-field: max |dr| = {dpos:.2e} Å, max |ds| = {dspin:.2e}, budget {budget:.2e}")
+    assert dpos <= budget and dspin <= budget  # measured 4.6e-11 Å and 6.2e-11, budget ~1e-9
     # the trajectory really moved (so the comparison is not trivially satisfied)
     assert np.abs(ref[-1][0].spins - ref[0][0].spins).max() > 1e-2
     assert np.abs(ref[-1][0].positions - ref[0][0].positions).max() > 1e-3
     # energies E0 - E_p, forces, stress agree to the printed precision of vasprun.xml (F16.8:
-    # half-unit 5e-9) plus the drift of the two trajectories (positions differ by < 1e-8 Å)
+    # half-unit 5e-9; E_p is subtracted exactly as printed) plus the change along the two
+    # trajectories: |ΔE| ≤ Σ_i √3(|F_i||δr| + μ_i|B_i||δs|), |ΔF| ≤ (force constants < 10 eV/Å²)·|δr|
     for (_, e_ref), (_, e_got) in zip(ref, got, strict=True):
-        assert abs(e_ref.energy_ev - e_got.energy_ev) < 1e-7 * len(state.species)
-        assert np.abs(e_ref.forces_ev_per_a - e_got.forces_ev_per_a).max() <= 2e-8
+        drift = np.sqrt(3) * np.sum(np.linalg.norm(e_ref.forces_ev_per_a, axis=1) * dpos + state.moments
+                                    * np.linalg.norm(e_ref.fields_ev_per_mub, axis=1) * dspin)
+        assert abs(e_ref.energy_ev - e_got.energy_ev) <= 0.5e-8 + drift
+        assert np.abs(e_ref.forces_ev_per_a - e_got.forces_ev_per_a).max() <= 0.5e-8 + 10.0 * np.sqrt(3) * dpos
         assert np.abs(e_ref.stress_ev_per_a3 - e_got.stress_ev_per_a3).max() <= 2e-8 / 1602.1766208
-    # restart chain: every call after the first was seeded from the previous one, fewer SCF steps
+    # restart chain: every call after the first was seeded from the previous one (the WAVECAR
+    # generation counts up), and our parsers report the SCF steps the run printed
     infos = [e.info for _, e in got]
-    assert infos[0]["scf_iterations"] == 24 and not infos[0]["restart_chain"]["intact"]
-    assert all(i["restart_chain"]["intact"] and i["scf_iterations"] == 12 for i in infos[1:])
+    assert not infos[0]["restart_chain"]["intact"]
+    assert all(i["restart_chain"]["intact"] for i in infos[1:])
+    for k, info in enumerate(infos):
+        run_dir = Path(info["run_dir"])
+        assert (info["scf_iterations_oszicar"], info["scf_iterations"]) == scf_counts(run_dir)
+        assert (run_dir / "WAVECAR").read_text().splitlines()[1] == f"generation {k + 1}"
+    assert all(i["scf_iterations"] < infos[0]["scf_iterations"] for i in infos[1:])  # restarts converge sooner
     assert infos[5]["restart_chain"]["seeded_from"].endswith("step_000004")
     assert infos[3]["e_p_ev"] > 0 and infos[3]["moment_convention"] == "state"
 
@@ -120,8 +165,9 @@ def test_20_steps_full_sib_agree_with_model(fake_vasp_env):
     vasp = vasp_engine(fake_vasp_env / "runs")
     got = run(state, vasp.evaluate, s, 20)
     dpos, dspin = max_dev(ref, got)
-    print(f"20-step sib: max |dr| = {dpos:.2e} Å, max |ds| = {dspin:.2e}")
-    assert dpos < 1e-6 and dspin < 1e-6
+    budget = agreement_budget(ref, s, normalised_midpoint(engine), state)
+    print(f"20-step sib: max |dr| = {dpos:.2e} Å, max |ds| = {dspin:.2e}, budget {budget:.2e}")
+    assert dpos <= budget and dspin <= budget  # measured 6.4e-11 Å and 7.0e-11, budget ~1e-9
     assert (fake_vasp_env / "runs" / "step_000007_mid" / "OSZICAR").is_file()
 
 
@@ -155,7 +201,8 @@ def test_faults_are_corrected_and_trajectory_completes(fake_vasp_env, monkeypatc
     ref = run(state, engine.evaluate, s, 5)
     got = run(state, vasp_engine(fake_vasp_env / "runs", incar={"ENCUT": 450, "KPAR": 2}).evaluate, s, 5)
     dpos, dspin = max_dev(ref, got)
-    assert dpos < 1e-6 and dspin < 1e-6
+    budget = agreement_budget(ref, s, engine.evaluate, state)
+    assert dpos <= budget and dspin <= budget  # corrected runs print the same physics
     corr = {k: got[k][1].info["corrections"] for k in range(6)}
     assert corr[0] == []
     assert [c["handler"] for c in corr[1]] == ["VaspErrorHandler"] and "brmix" in corr[1][0]["errors"]
@@ -264,4 +311,7 @@ def test_same_state_twice_reseeds_from_its_own_run(fake_vasp_env):
     second = engine.evaluate(state)
     assert np.array_equal(first.fields_ev_per_mub, second.fields_ev_per_mub)
     assert second.info["restart_chain"]["seeded_from"].endswith("step_000000.prev-1")
-    assert second.info["scf_iterations"] == 12 and first.info["scf_iterations"] == 24
+    # the first run's directory was moved aside to .prev-1 by the second
+    for ev, run_dir in ((first, first.info["run_dir"] + ".prev-1"), (second, second.info["run_dir"])):
+        assert (ev.info["scf_iterations_oszicar"], ev.info["scf_iterations"]) == scf_counts(Path(run_dir))
+    assert second.info["scf_iterations"] < first.info["scf_iterations"]  # the second restarted from the first

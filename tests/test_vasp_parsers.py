@@ -181,6 +181,30 @@ def test_truncated_oszicar_is_an_error(where, extra, message):
         parse_constrained_oszicar(text, constrained=np.array([1, 1, 1, 0], bool))
 
 
+def test_cut_inside_the_penalty_line_is_a_parse_error():
+    """A file cut inside ``lambda =  0.100E+01`` (exponent digits missing) names the line; it used
+    to escape as a bare ValueError from the number reader."""
+    text = IRMN3.read_text()
+    i = text.rindex(" E_p =")
+    cut = text[: text.index("\n", i) - 2]
+    with pytest.raises(OszicarParseError, match=r"line \d+: malformed E_p / lambda line \(cut off"):
+        parse_constrained_oszicar(cut, constrained=np.array([1, 1, 1, 0], bool))
+
+
+def test_each_block_reader_reports_its_line():
+    """Line numbers in messages are 1-based lines of the file (the IrMn3 sample's block layout)."""
+    lines = IRMN3.read_text().splitlines()
+    f_line = next(k for k, ln in enumerate(lines) if " F= " in ln)
+    bad = lines.copy()
+    bad[f_line + 2] = " E_p =  0.20681E-06"  # lambda missing
+    with pytest.raises(OszicarParseError, match=rf"line {f_line + 3}: expected the end-of-step"):
+        parse_constrained_oszicar("\n".join(bad) + "\n", constrained=np.array([1, 1, 1, 0], bool))
+    bad = lines.copy()
+    bad[f_line + 5] = bad[f_line + 5].replace("  2 ", "  3 ", 1)  # second field row names ion 3
+    with pytest.raises(OszicarParseError, match=rf"line {f_line + 6}: row for ion 3, expected ion 2"):
+        parse_constrained_oszicar("\n".join(bad) + "\n", constrained=np.array([1, 1, 1, 0], bool))
+
+
 def test_truncated_mw_table_is_an_error():
     text = FERH.read_text()
     i = text.rindex(" ion        MW_int")

@@ -41,7 +41,7 @@ from sld_workflows.engines.vasp.conventions import (
     stress_kbar_to_ase_ev_per_a3,
 )
 from sld_workflows.errors import SLDError
-from sld_workflows.vectors import unit_rows
+from sld_workflows.evaluation import perpendicular_part
 
 __all__ = [
     "MOMENT_CONVENTIONS", "ConstrainedOszicar", "IonicStep", "OszicarParseError", "VasprunResult",
@@ -430,22 +430,18 @@ def fields_from_step(
     moments: np.ndarray,
     i_constrained_m: int = 1,
     moment_convention: str = "state",
-    saxis_rotation: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(fields (N,3) eV/μB for the LLG, μ used (N,)) from one parsed ionic step.
 
     fields = (|MW|/μ)·c·P⊥ on constrained magnetic sites, zero elsewhere; P⊥ ⟂ the spin direction.
-    ``spins`` are the constraint directions in Cartesian; ``saxis_rotation`` maps printed vectors
-    to Cartesian (None = default SAXIS).
+    ``spins`` are the constraint directions; printed vectors are Cartesian because the input set
+    keeps SAXIS = 0 0 1 (it refuses any other).
     """
     if moment_convention not in MOMENT_CONVENTIONS:
         raise SLDError(f"moment_convention must be one of {MOMENT_CONVENTIONS}, got {moment_convention!r}")
-    rot = np.eye(3) if saxis_rotation is None else saxis_rotation
-    p = step.fields @ rot.T
-    mw = step.mw @ rot.T
+    p, mw = step.fields, step.mw
     norms = np.linalg.norm(spins, axis=1)
-    unit = unit_rows(spins)
-    p_perp = p - np.einsum("ij,ij->i", p, unit)[:, None] * unit
+    p_perp = perpendicular_part(p, spins)
     mw_size = np.linalg.norm(mw, axis=1)
     if moment_convention == "state":
         mu = np.asarray(moments, dtype=float)
