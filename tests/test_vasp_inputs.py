@@ -34,7 +34,7 @@ def test_incar_for_constrained_static(fe, tmp_path):
     assert np.array_equal(m_constr, 2.0 * fe.spins)  # full precision survives the INCAR round trip
     assert np.array_equal(rec["m_constr"], m_constr)
     magmom = np.array(incar["MAGMOM"], dtype=float).reshape(-1, 3)
-    assert np.allclose(magmom, fe.moments[:, None] * fe.spins, rtol=1e-15)
+    assert np.allclose(magmom, fe.moments[:, None] * fe.spins, rtol=1e-15, atol=0)
     assert incar["RWIGS"] == [1.3]
     assert Kpoints.from_file(tmp_path / "KPOINTS").kpts[0] == (6, 6, 3)
     pos = Poscar.from_file(tmp_path / "POSCAR", check_for_potcar=False)
@@ -67,7 +67,7 @@ def test_species_order_for_rwigs_ldau_and_potcar(tmp_path):
     assert (tmp_path / "POTCAR.spec").read_text().split() == ["Bi_d", "Fe_pv", "O"]
     m = np.array(incar["M_CONSTR"]).reshape(-1, 3)
     assert np.all(np.linalg.norm(m[~state.magnetic], axis=1) == 0)
-    assert np.allclose(np.linalg.norm(m[state.magnetic], axis=1), 1.0)
+    assert np.allclose(np.linalg.norm(m[state.magnetic], axis=1), 1.0, rtol=1e-15, atol=0)
     with pytest.raises(SpecError, match=r"LDAUU.*\['O'\]"):
         ConstrainedStaticSet(rwigs={"Fe": 1.3}, incar={"LDAUU": {"Bi": 0.0, "Fe": 4.0}}).write(state, tmp_path / "x")
 
@@ -76,8 +76,8 @@ def test_midpoint_state_writes_directions(fe, tmp_path):
     mid = fe.replace(spins=0.97 * fe.spins, unit_spins=False)
     ConstrainedStaticSet(rwigs={"Fe": 1.3}).write(mid, tmp_path)
     incar = Incar.from_file(tmp_path / "INCAR")
-    assert np.allclose(np.linalg.norm(np.reshape(incar["M_CONSTR"], (-1, 3)), axis=1), 1.0, rtol=1e-15)
-    assert np.allclose(np.linalg.norm(np.reshape(incar["MAGMOM"], (-1, 3)), axis=1), fe.moments, rtol=1e-15)
+    assert np.allclose(np.linalg.norm(np.reshape(incar["M_CONSTR"], (-1, 3)), axis=1), 1.0, rtol=1e-15, atol=0)
+    assert np.allclose(np.linalg.norm(np.reshape(incar["MAGMOM"], (-1, 3)), axis=1), fe.moments, rtol=1e-15, atol=0)
 
 
 def test_missing_rwigs_for_magnetic_species(tmp_path):

@@ -26,7 +26,8 @@ does not use the parser's number reader, so a reader bug shows instead of cancel
 Printed precision: VASP prints ``lambda*MW_perp`` as E12.5 (5 significant digits), and the field is
 printed nowhere else. Env ``SLD_FAKE_VASP_FIELD_DIGITS`` (default 5 = real VASP) widens those rows
 to E(d+7).d; the parser reads both. This is a property of the stand-in only (used to show the
-engine chain is exact to 1e-6); with real VASP the field carries 5 significant digits.
+engine chain is exact to the 12 printed digits, ~7e-11 over 20 steps); with real VASP the field carries
+5 significant digits.
 
 SCF iterations are emulated: ``SCF_FRESH = 24`` from scratch, ``SCF_RESTART = 12`` when ISTART ≥ 1
 and a WAVECAR written by this program is present (``NELM`` for the ``unconverged`` fault).
