@@ -1,7 +1,7 @@
 """VASP engine with constrained local moments (I_CONSTRAINED_M): input set, parsers, Custodian job.
 
 See ``docs/vasp_engine.md``. ``VaspEngine.from_spec(engine_section)`` builds it from a run spec.
-Names are imported lazily so that ``sld-fake-vasp`` (which needs only the light parsers) does not
+Names are imported lazily so that ``sld-fake-vasp`` (which needs only the light ``conventions``) does not
 pay for importing Custodian at every start.
 """
 
@@ -14,8 +14,8 @@ _EXPORTS = {
     "CustodianSettings": "sld_workflows.engines.vasp.custodian_job",
     "VaspRunError": "sld_workflows.engines.vasp.custodian_job",
     "VaspEngine": "sld_workflows.engines.vasp.engine",
-    "OszicarParseError": "sld_workflows.engines.vasp.parsers",
-    "parse_constrained_oszicar": "sld_workflows.engines.vasp.parsers",
+    "OszicarParseError": "sld_workflows.engines.vasp.oszicar",
+    "parse_constrained_oszicar": "sld_workflows.engines.vasp.oszicar",
 }
 
 __all__ = sorted(_EXPORTS)
