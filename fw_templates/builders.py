@@ -13,20 +13,19 @@ from __future__ import annotations
 import copy
 import os
 from collections.abc import Iterable, Mapping
-from pathlib import Path
 from typing import Any
 
-import yaml
-
+from sld_workflows.run.spec import RunSpec
 from sld_workflows.store.connection import Session
 from sld_workflows.workflows.manage import load_input, submit
 
 
-def _spec_dict(spec: str | os.PathLike | Mapping[str, Any]) -> tuple[dict[str, Any], Path | None]:
+def _spec_dict(spec: str | os.PathLike | Mapping[str, Any]) -> dict[str, Any]:
+    """A mapping to vary per trajectory: a copy of ``spec``, or the normalised spec of a file (its
+    structure path made absolute, so that the varied copies still find it)."""
     if isinstance(spec, Mapping):
-        return copy.deepcopy(dict(spec)), None
-    path = Path(spec)
-    return yaml.safe_load(path.read_text()), path.parent
+        return copy.deepcopy(dict(spec))
+    return RunSpec.from_file(spec).spec
 
 
 def single_trajectory(session: Session, spec: str | os.PathLike | Mapping[str, Any], layout: str | None = None) -> str:
@@ -39,7 +38,7 @@ def annealing_campaign(
     start_k: float | None = None, end_k: float | None = None, duration_fs: float | None = None,
 ) -> list[str]:
     """Independent anneals of the same system, one per seed (and optionally a new ramp)."""
-    base, _ = _spec_dict(spec)
+    base = _spec_dict(spec)
     inputs = []
     for seed in seeds:
         d = copy.deepcopy(base)
@@ -58,7 +57,7 @@ def static_constrained_batch(
     session: Session, spec: str | os.PathLike | Mapping[str, Any], seeds: Iterable[int], layout: str = "split",
 ) -> list[str]:
     """Static constrained calculations (steps 0) with random spins, one per seed (training data)."""
-    base, _ = _spec_dict(spec)
+    base = _spec_dict(spec)
     inputs = []
     for seed in seeds:
         d = copy.deepcopy(base)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import enum
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -10,6 +11,41 @@ from monty.json import MSONable
 
 from sld_workflows.state import SLDState
 from sld_workflows.vectors import unit_rows
+
+
+class Property(enum.StrEnum):
+    """What an engine can compute, declared per engine class as ``implemented_properties`` (as ASE
+    calculators declare theirs), so that callers check a capability instead of guessing it from a type.
+
+    ``forces`` and ``fields`` are arrays every :class:`Evaluation` carries: an engine that does not
+    declare them does not depend on positions (resp. spins), and returns zeros for them.
+    ``field_parallel`` and ``stress`` are optional results: an engine that does not declare them
+    returns ``None`` for them.
+    """
+
+    ENERGY = "energy"
+    FORCES = "forces"
+    FIELDS = "fields"
+    FIELD_PARALLEL = "field_parallel"
+    STRESS = "stress"
+
+
+#: everything an engine can declare (the model engine computes all of it)
+ALL_PROPERTIES: frozenset[Property] = frozenset(Property)
+
+
+def lacking(engine: Any, prop: Property) -> list[str]:
+    """Names of the engines (the parts of a composite, or the engine itself) that do not compute
+    ``prop``; empty if ``engine`` declares it. For error messages such as "npt needs stress"."""
+    if prop in implemented_properties(engine):
+        return []
+    parts = getattr(engine, "engines", None) or (engine,)
+    return [type(p).__name__ for p in parts if prop not in implemented_properties(p)] or [type(engine).__name__]
+
+
+def implemented_properties(engine: Any) -> frozenset[Property]:
+    """The declared ``implemented_properties`` of ``engine`` (empty for an engine that declares none)."""
+    return frozenset(Property(p) for p in getattr(engine, "implemented_properties", ()))
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -110,7 +146,9 @@ class Engine(Protocol):
     """Anything that turns a state into an :class:`Evaluation` (like an ASE calculator).
 
     Engines must be deterministic functions of the state, and should expose ``as_dict()`` (MSONable)
-    so a workflow can rebuild them on another machine.
+    so a workflow can rebuild them on another machine. They declare what they compute as
+    ``implemented_properties`` (a class-level frozenset of :class:`Property`; not a protocol member,
+    so that ``isinstance(x, Engine)`` still accepts a bare ``evaluate``).
     """
 
     def evaluate(self, state: SLDState) -> Evaluation: ...

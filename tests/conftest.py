@@ -137,3 +137,48 @@ def scf_counts(run_dir: Path) -> tuple[int, int]:
     dav = sum(line.startswith("DAV:") for line in (run_dir / "OSZICAR").read_text().splitlines())
     root = ElementTree.parse(run_dir / "vasprun.xml").getroot()
     return dav, len(root.findall("./calculation/scstep"))
+
+
+# ====================================================================================================
+# Small states and files shared by the run-spec, run, state and engine tests (issue 8: one copy each)
+# ====================================================================================================
+
+#: how ASE's extxyz writer prints a per-atom float column (``ase.io.extxyz``'s default ``%16.8f``)
+ASE_COLUMN_FORMAT = "%16.8f"
+
+
+def as_written(values):
+    """``values`` rounded exactly as ASE writes a per-atom column."""
+    import numpy as np
+
+    arr = np.asarray(values, dtype=float)
+    return np.array([float(ASE_COLUMN_FORMAT % x) for x in arr.ravel()]).reshape(arr.shape)
+
+
+def write_bcc_fe_poscar(path: Path) -> Path:
+    """bcc Fe, 2x2x2 conventional cells: 16 sites, nearest neighbours at 2.482 Å."""
+    from pymatgen.core import Lattice, Structure
+
+    s = Structure.from_spacegroup("Im-3m", Lattice.cubic(2.8665), ["Fe"], [[0, 0, 0]])
+    s.make_supercell([2, 2, 2])
+    s.to(filename=str(path), fmt="poscar")
+    return path
+
+
+@pytest.fixture()
+def bcc_fe_poscar(tmp_path: Path) -> Path:
+    """``tmp_path/POSCAR``: see :func:`write_bcc_fe_poscar`."""
+    return write_bcc_fe_poscar(tmp_path / "POSCAR")
+
+
+@pytest.fixture()
+def small_magnet():
+    """Four sites in a 5 Å box, random positions and spins, one non-magnetic site (moments 2.2, 2.2, 0, 1.5)."""
+    import numpy as np
+
+    from sld_workflows.state import SLDState
+
+    rng = np.random.default_rng(3)
+    positions = rng.uniform(0, 5, (4, 3))
+    return SLDState(species=("Fe",) * 4, positions=positions, cell=np.eye(3) * 5.0, velocities=np.zeros((4, 3)),
+                    spins=rng.normal(size=(4, 3)), moments=np.array([2.2, 2.2, 0.0, 1.5]))

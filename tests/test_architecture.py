@@ -12,6 +12,7 @@ PACKAGE = Path(sld_workflows.__file__).parent
 # layer of each top-level module/package, bottom (0) up
 LAYERS = {
     "units": 0, "state": 0, "evaluation": 0, "errors": 0, "geometry": 0, "vectors": 0, "jsonable": 0,
+    "schema": 0,
     "dynamics": 1,
     "engines": 2,
     "run": 3,

@@ -15,15 +15,13 @@ import ase.io
 import numpy as np
 import pytest
 import yaml
-from pymatgen.core import Lattice, Structure
+from conftest import as_written
 
 import sld_workflows
 from sld_workflows.dynamics.step import advance
-from sld_workflows.run.spec import load_spec
+from sld_workflows.run.spec import RunSpec
 
 CHECKOUT = Path(sld_workflows.__file__).resolve().parents[1]
-#: ASE 3.29 writes per-atom float columns of extxyz with "%16.8f"; header scalars with repr (exact).
-ASE_COLUMN_FORMAT = "%16.8f"
 
 
 def sld_executable() -> str:
@@ -39,16 +37,8 @@ def sld(*args: str, cwd: Path, **kwargs) -> subprocess.CompletedProcess:
                           timeout=120, **kwargs)
 
 
-def as_written(values) -> np.ndarray:
-    arr = np.asarray(values, dtype=float)
-    return np.array([float(ASE_COLUMN_FORMAT % x) for x in arr.ravel()]).reshape(arr.shape)
-
-
 @pytest.fixture()
-def spec_path(tmp_path: Path) -> Path:
-    s = Structure.from_spacegroup("Im-3m", Lattice.cubic(2.8665), ["Fe"], [[0, 0, 0]])
-    s.make_supercell([2, 2, 2])
-    s.to(filename=str(tmp_path / "POSCAR"), fmt="poscar")
+def spec_path(tmp_path: Path, bcc_fe_poscar: Path) -> Path:
     raw = {
         "name": "cli-tiny",
         "structure": {"file": "POSCAR", "moments": {"Fe": 2.2}},
@@ -71,12 +61,12 @@ def test_sld_run_end_to_end_matches_in_process_loop(spec_path, tmp_path):
     frames = ase.io.read(out / "trajectory.extxyz", index=":")
     assert len(frames) == 20 // 5 + 1  # frame 0, then every 5 steps (--steps overrides 10)
 
-    spec = load_spec(spec_path).with_steps(20)
+    spec = RunSpec.from_file(spec_path).with_steps(20)
     state, engine = spec.build_initial_state(), spec.build_engine()
     evaluation = engine.evaluate(state)
     expected = [(state, evaluation)]
     for n in range(1, 21):
-        state, evaluation = advance(state, evaluation, spec.dynamics, engine.evaluate)
+        state, evaluation = advance(state, evaluation, spec.settings, engine.evaluate)
         if n % 5 == 0:
             expected.append((state, evaluation))
     for atoms, (st, ev) in zip(frames, expected, strict=True):

@@ -11,34 +11,24 @@ from pathlib import Path
 import ase.io
 import numpy as np
 import pytest
-from pymatgen.core import Lattice, Structure
+from conftest import as_written
 
 from sld_workflows.dynamics.step import advance
 from sld_workflows.evaluation import Evaluation
 from sld_workflows.run.local import run_local
 from sld_workflows.run.output import TrajectoryWriter, frame_atoms, frame_record, plot_run
-from sld_workflows.run.spec import load_spec
+from sld_workflows.run.spec import RunSpec
 from sld_workflows.state import SLDState
 
-#: ASE's extxyz writer prints per-atom float columns with this format (ase.io.extxyz.output_column_format,
-#: ASE 3.29); header scalars (energy, time_fs, ...) are printed with repr and round-trip exactly.
-ASE_COLUMN_FORMAT = "%16.8f"
-
-
-def as_written(values) -> np.ndarray:
-    """``values`` rounded exactly as ASE writes a per-atom column."""
-    arr = np.asarray(values, dtype=float)
-    return np.array([float(ASE_COLUMN_FORMAT % x) for x in arr.ravel()]).reshape(arr.shape)
+# per-atom columns are compared as ASE prints them (conftest.as_written); header scalars (energy,
+# time_fs, ...) are printed with repr and round-trip exactly.
 
 
 @pytest.fixture()
-def raw(tmp_path: Path) -> dict:
-    s = Structure.from_spacegroup("Im-3m", Lattice.cubic(2.8665), ["Fe"], [[0, 0, 0]])
-    s.make_supercell([2, 2, 2])
-    s.to(filename=str(tmp_path / "POSCAR"), fmt="poscar")
+def raw(bcc_fe_poscar: Path) -> dict:
     return {
         "name": "tiny-fe",
-        "structure": {"file": str(tmp_path / "POSCAR"), "moments": {"Fe": 2.2}},
+        "structure": {"file": str(bcc_fe_poscar), "moments": {"Fe": 2.2}},
         "spins": {"init": "random"},
         "velocities": {"temperature_k": 300.0},
         "engine": {"kind": "analytic", "heisenberg": {"j_ev": 0.04, "cutoff_a": 2.6},
@@ -51,12 +41,12 @@ def raw(tmp_path: Path) -> dict:
 
 def reference_frames(raw: dict) -> list[tuple[SLDState, Evaluation]]:
     """The direct in-process loop: evaluate, then ``advance`` ``steps`` times, keeping stored steps."""
-    spec = load_spec(raw)
+    spec = RunSpec.from_dict(raw)
     state, engine = spec.build_initial_state(), spec.build_engine()
     evaluation = engine.evaluate(state)
     frames = [(state, evaluation)]
     for n in range(1, spec.steps + 1):
-        state, evaluation = advance(state, evaluation, spec.dynamics, engine.evaluate)
+        state, evaluation = advance(state, evaluation, spec.settings, engine.evaluate)
         if n % spec.output_every == 0:
             frames.append((state, evaluation))
     return frames
@@ -126,11 +116,11 @@ def test_summary_and_plot(raw, tmp_path):
     result = run_local(raw, tmp_path / "out", progress=False)
     summary = json.loads(result.summary_path.read_text())
     assert summary["name"] == "tiny-fe"
-    assert summary["spec"] == load_spec(raw).spec
+    assert summary["spec"] == RunSpec.from_dict(raw).spec
     assert summary["settings"]["dt_fs"] == 0.5 and summary["settings"]["seed"] == 11
     assert summary["spin_scheme"] == "sib" and summary["engine_calls_per_step"] == 2
-    assert summary["engine"]["class"] == "sld_workflows.run.engines.SumEngine"
-    assert [t["@class"] for t in summary["engine"]["as_dict"]["terms"]] == [
+    assert summary["engine"]["class"] == "sld_workflows.engines.composite.CompositeEngine"
+    assert [t["@class"] for t in summary["engine"]["as_dict"]["engines"]] == [
         "HeisenbergEngine", "ZeemanEngine", "HarmonicEngine"]
     assert summary["steps_requested"] == summary["steps_completed"] == 12
     assert summary["frames_written"] == 5 and summary["interrupted"] is False
@@ -164,10 +154,10 @@ class _InterruptingEngine:
         return self.engine.as_dict()
 
 
-def test_sigint_stops_cleanly_after_the_current_step(raw, tmp_path, capsys):
-    spec = load_spec(raw).with_steps(1000)
-    state, engine = spec.build_initial_state(), spec.build_engine()
-    spec._built = (state, _InterruptingEngine(engine, at=1 + 2 * 7 + 1))  # during step 8
+def test_sigint_stops_cleanly_after_the_current_step(raw, tmp_path, capsys, monkeypatch):
+    spec = RunSpec.from_dict(raw).with_steps(1000)
+    wrapped = _InterruptingEngine(spec.build_engine(), at=1 + 2 * 7 + 1)  # during step 8
+    monkeypatch.setattr(RunSpec, "build_engine", lambda self: wrapped)
     previous = signal.getsignal(signal.SIGINT)
     result = run_local(spec, tmp_path / "out", progress=False)
     assert signal.getsignal(signal.SIGINT) is previous  # handler restored
@@ -299,10 +289,11 @@ class _FailingEngine:
         return self.engine.as_dict()
 
 
-def test_engine_failure_keeps_outputs_and_reraises(raw, tmp_path):
-    spec = load_spec(raw)
-    state, engine = spec.build_initial_state(), spec.build_engine()
-    spec._built = (state, _FailingEngine(engine, at=1 + 2 * 6 + 2))  # during step 7
+def test_engine_failure_keeps_outputs_and_reraises(raw, tmp_path, monkeypatch):
+    spec = RunSpec.from_dict(raw)
+    engine = spec.build_engine()
+    failing = _FailingEngine(engine, at=1 + 2 * 6 + 2)  # during step 7
+    monkeypatch.setattr(RunSpec, "build_engine", lambda self: failing)
     with pytest.raises(RuntimeError, match="engine crashed"):
         run_local(spec, tmp_path / "out", progress=False)
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
@@ -311,7 +302,7 @@ def test_engine_failure_keeps_outputs_and_reraises(raw, tmp_path):
     saved = SLDState.from_dict(json.loads((tmp_path / "out" / "final_state.json").read_text()))
     assert saved.step == 6
     # an engine that fails on the initial state writes nothing
-    spec._built = (state, _FailingEngine(engine, at=1))
+    failing = _FailingEngine(engine, at=1)
     with pytest.raises(RuntimeError):
         run_local(spec, tmp_path / "never", progress=False)
     assert not (tmp_path / "never").exists()

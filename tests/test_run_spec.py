@@ -11,15 +11,14 @@ import numpy as np
 import pytest
 import yaml
 from monty.json import MontyDecoder, MontyEncoder
-from pymatgen.core import Lattice, Structure
 
+from sld_workflows.dynamics.initial import maxwell_boltzmann_velocities_a_per_fs
 from sld_workflows.dynamics.lattice import kinetic_temperature_k
 from sld_workflows.dynamics.rng import Stream, generator
 from sld_workflows.dynamics.settings import DynamicsSettings
 from sld_workflows.errors import SpecError
-from sld_workflows.run import spec as spec_module
 from sld_workflows.run.local import run_local
-from sld_workflows.run.spec import RunSpec, load_spec, maxwell_boltzmann_velocities
+from sld_workflows.run.spec import RunSpec
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 #: Example files the brief asks for, and the preset each must use.
@@ -42,13 +41,8 @@ def presets_available() -> bool:
 
 
 @pytest.fixture()
-def poscar(tmp_path: Path) -> Path:
-    """bcc Fe 2x2x2 conventional cells: 16 sites, nearest neighbours at 2.482 Å."""
-    s = Structure.from_spacegroup("Im-3m", Lattice.cubic(2.8665), ["Fe"], [[0, 0, 0]])
-    s.make_supercell([2, 2, 2])
-    path = tmp_path / "POSCAR"
-    s.to(filename=str(path), fmt="poscar")
-    return path
+def poscar(bcc_fe_poscar: Path) -> Path:
+    return bcc_fe_poscar
 
 
 @pytest.fixture()
@@ -67,12 +61,12 @@ def raw(poscar: Path) -> dict:
 
 # ------------------------------------------------------------------------------ valid specs
 def test_valid_spec_fills_defaults_and_builds_settings(raw):
-    spec = load_spec(raw)
+    spec = RunSpec.from_dict(raw)
     assert spec.name == "tiny-fe"
     assert spec.steps == 4 and spec.output_every == 2
-    assert isinstance(spec.dynamics, DynamicsSettings)
-    assert spec.dynamics.dt_fs == 0.5 and spec.dynamics.seed == 11 and spec.dynamics.ensemble == "nvt"
-    assert spec.dynamics.temperature(123.0) == 300.0
+    assert isinstance(spec.settings, DynamicsSettings)
+    assert spec.settings.dt_fs == 0.5 and spec.settings.seed == 11 and spec.settings.ensemble == "nvt"
+    assert spec.settings.temperature(123.0) == 300.0
     # defaults written out explicitly, equal to DynamicsSettings' own defaults
     d = spec.spec["dynamics"]
     assert d["spin_scheme"] == DynamicsSettings(dt_fs=1.0).spin_scheme == "sib"
@@ -86,14 +80,14 @@ def test_valid_spec_fills_defaults_and_builds_settings(raw):
 
 def test_round_trip_is_exact_and_json_safe(raw):
     raw["dynamics"]["temperature"] = {"ramp": {"start_k": 50, "end_k": 5, "duration_fs": 100}}
-    spec = load_spec(raw)
+    spec = RunSpec.from_dict(raw)
     d = spec.as_dict()
     again = RunSpec.from_dict(d)
     assert again.as_dict() == d
     assert again == spec
     decoded = json.loads(json.dumps(spec, cls=MontyEncoder), cls=MontyDecoder)
     assert isinstance(decoded, RunSpec) and decoded.as_dict() == d
-    assert decoded.dynamics == spec.dynamics
+    assert decoded.settings == spec.settings
     assert decoded.build_initial_state().same_as(spec.build_initial_state())
 
 
@@ -101,31 +95,31 @@ def test_relative_structure_file_is_resolved_against_the_spec_file(raw, poscar, 
     raw["structure"]["file"] = "POSCAR"
     path = tmp_path / "spec.yaml"
     path.write_text(yaml.safe_dump(raw))
-    spec = load_spec(path)
+    spec = RunSpec.from_file(path)
     assert spec.spec["structure"]["file"] == str(poscar.resolve())
 
 
 def test_random_spins_come_from_the_initial_stream_of_the_seed(raw):
-    spec = load_spec(raw)
+    spec = RunSpec.from_dict(raw)
     expected = generator(11, 0, Stream.INITIAL).standard_normal((16, 3))
     expected /= np.linalg.norm(expected, axis=1)[:, None]
     assert np.allclose(spec.build_initial_state().spins, expected, rtol=0, atol=1e-15)
-    again = load_spec(copy.deepcopy(raw)).build_initial_state()
+    again = RunSpec.from_dict(copy.deepcopy(raw)).build_initial_state()
     assert np.array_equal(again.spins, spec.build_initial_state().spins)
     assert np.array_equal(again.velocities, spec.build_initial_state().velocities)
     raw["dynamics"]["seed"] = 12
-    other = load_spec(raw).build_initial_state()
+    other = RunSpec.from_dict(raw).build_initial_state()
     assert not np.allclose(other.spins, again.spins)
     assert not np.allclose(other.velocities, again.velocities)
 
 
 def test_ferro_and_given_spins(raw):
     raw["spins"] = {"init": "ferro", "direction": [1, 1, 0]}
-    state = load_spec(raw).build_initial_state()
+    state = RunSpec.from_dict(raw).build_initial_state()
     assert np.allclose(state.spins, np.array([1, 1, 0]) / np.sqrt(2), atol=1e-15)
     values = [[0, 0, 1 if i % 2 == 0 else -1] for i in range(16)]
     raw["spins"] = {"init": "given", "values": values}
-    state = load_spec(raw).build_initial_state()
+    state = RunSpec.from_dict(raw).build_initial_state()
     assert np.array_equal(state.spins, np.array(values, dtype=float))
 
 
@@ -134,19 +128,62 @@ def test_maxwell_boltzmann_velocities_statistics():
     The centre-of-mass momentum is removed to round-off."""
     n, t = 20000, 300.0
     masses = np.full(n, 55.845)
-    v = maxwell_boltzmann_velocities(masses, t, seed=5)
+    v = maxwell_boltzmann_velocities_a_per_fs(masses, t, seed=5)
     assert np.abs(masses @ v).max() < 1e-9 * np.abs(masses[:, None] * v).sum(axis=0).max()
     expected = t * (n - 1) / n
     assert abs(kinetic_temperature_k(v, masses) - expected) < 4 * np.sqrt(2 / (3 * n)) * expected
-    assert np.array_equal(v, maxwell_boltzmann_velocities(masses, t, seed=5))
+    assert np.array_equal(v, maxwell_boltzmann_velocities_a_per_fs(masses, t, seed=5))
 
 
 def test_with_steps_changes_only_steps(raw):
-    spec = load_spec(raw)
+    spec = RunSpec.from_dict(raw)
     longer = spec.with_steps(40)
     assert longer.steps == 40 and spec.steps == 4
-    assert longer.dynamics == spec.dynamics
-    assert longer.build_initial_state() is spec.build_initial_state()
+    assert longer.settings == spec.settings
+    assert longer.spec == {**spec.spec, "dynamics": {**spec.spec["dynamics"], "steps": 40}}
+    assert longer.build_initial_state().same_as(spec.build_initial_state())
+    with pytest.raises(SpecError, match=r"^dynamics\.steps: must be >= 0, got -1$"):
+        spec.with_steps(-1)
+
+
+def test_derived_specs_never_share_an_engine_or_state(raw, poscar):
+    """A derived spec is a new spec: it builds its own (mutable) engine, and its own state."""
+    spec = RunSpec.from_dict(raw)
+    assert spec.build_engine() is spec.build_engine()  # built once per spec
+    for derived in (spec.with_steps(5), spec.with_embedded_structure()):
+        assert derived.build_engine() is not spec.build_engine()
+        assert derived.build_initial_state() is not spec.build_initial_state()
+        assert derived.build_initial_state().same_as(spec.build_initial_state())
+    assert spec.with_steps(5).build_engine() is not spec.build_engine()
+
+
+def test_spec_and_its_sections_are_immutable(raw):
+    import dataclasses
+
+    raw["dynamics"]["temperature"] = {"ramp": {"start_k": 50, "end_k": 5, "duration_fs": 100}}
+    spec = RunSpec.from_dict(raw)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        spec.name = "other"
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        spec.dynamics.steps = 7
+    with pytest.raises(TypeError):  # nested mappings are read-only views
+        spec.dynamics.temperature["ramp"]["end_k"] = 1
+    with pytest.raises(TypeError):
+        spec.structure.moments["Fe"] = 1.0
+    mutated = spec.spec  # a fresh plain copy: changing it changes nothing in the spec
+    mutated["dynamics"]["temperature"]["ramp"]["end_k"] = 1
+    mutated["structure"]["supercell"][0] = 9
+    assert spec.spec["dynamics"]["temperature"]["ramp"]["end_k"] == 5 and spec.structure.supercell == (1, 1, 1)
+
+
+def test_dynamics_section_holds_every_settings_field():
+    """The dynamics keys of a spec are DynamicsSettings' fields plus ``steps``, in one list: the
+    section dataclass (its field order is the order of the stored mapping)."""
+    import dataclasses
+
+    from sld_workflows.run.spec.sections import DynamicsSection
+
+    assert set(DynamicsSection.keys()) == {f.name for f in dataclasses.fields(DynamicsSettings)} | {"steps"}
 
 
 # ------------------------------------------------------------------------------ invalid specs
@@ -196,7 +233,7 @@ BAD_CASES = [
 def test_bad_spec_gives_one_line_naming_the_key_and_writes_nothing(raw, tmp_path, where, value, key, reason):
     _set(raw, where, value)
     with pytest.raises(SpecError) as info:
-        load_spec(raw)
+        RunSpec.from_dict(raw)
     message = str(info.value)
     assert info.value.key == key
     assert message.startswith(f"{key}: "), message
@@ -212,7 +249,7 @@ def test_unknown_preset_names_the_preset_key(raw):
     raw["structure"] = {"preset": "bcc_fee", "supercell": [1, 1, 1]}
     raw["engine"] = {"kind": "model"}
     with pytest.raises(SpecError) as info:
-        load_spec(raw)
+        RunSpec.from_dict(raw)
     assert info.value.key == "structure.preset"
     if presets_available():
         assert "unknown preset 'bcc_fee' (did you mean 'bcc_fe'?" in str(info.value)
@@ -224,13 +261,13 @@ def test_bad_yaml_names_the_line(tmp_path):
     path = tmp_path / "broken.yaml"
     path.write_text("name: x\ndynamics: {dt_fs: 0.1, steps: [\n")
     with pytest.raises(SpecError) as info:
-        load_spec(path)
+        RunSpec.from_file(path)
     assert "not valid YAML (line" in str(info.value) and "\n" not in str(info.value)
     path.write_text("- just\n- a list\n")
     with pytest.raises(SpecError, match="the spec must be a mapping of sections, got list"):
-        load_spec(path)
+        RunSpec.from_file(path)
     with pytest.raises(SpecError, match="spec file not found"):
-        load_spec(tmp_path / "absent.yaml")
+        RunSpec.from_file(tmp_path / "absent.yaml")
 
 
 # ------------------------------------------------------------------------------ examples
@@ -253,7 +290,7 @@ def test_examples_exist_and_validate(monkeypatch, tmp_path):
     assert anneal["temperature"]["ramp"]["start_k"] == 50 and anneal["temperature"]["ramp"]["end_k"] == 5
     if presets_available():
         for name in files:
-            spec = load_spec(EXAMPLES / name)
+            spec = RunSpec.from_file(EXAMPLES / name)
             state = spec.build_initial_state()
             evaluation = spec.build_engine().evaluate(state)
             assert evaluation.n_sites == state.n_sites and np.isfinite(evaluation.energy_ev), name
@@ -266,16 +303,20 @@ def test_examples_exist_and_validate(monkeypatch, tmp_path):
             assert result.plot_path is not None and result.plot_path.is_file(), name
         from sld_workflows.engines.model.presets import PRESET_NAMES
 
-        bifeo3_80 = load_spec(EXAMPLES / "bifeo3_80.yaml")
+        bifeo3_80 = RunSpec.from_file(EXAMPLES / "bifeo3_80.yaml")
         assert bifeo3_80.preset in PRESET_NAMES and bifeo3_80.build_initial_state().n_sites == 80
     else:
+        from sld_workflows.engines import registry, sections
+        from sld_workflows.run.spec.sections import engine_context, structure_from_dict
+
         class FakePresets:
             PRESET_NAMES = tuple({raws[n]["structure"]["preset"] for n in files})
 
-        monkeypatch.setattr(spec_module, "_presets_module", lambda key: FakePresets)
+        monkeypatch.setattr(sections, "presets_module", lambda key: FakePresets)
         for name in files:
-            normalised = spec_module.normalise(raws[name], EXAMPLES)
-            assert normalised["engine"]["kind"] == "model", name
+            structure = structure_from_dict(raws[name]["structure"], EXAMPLES)
+            engine = registry.ENGINES.section_from_dict(raws[name]["engine"], engine_context(structure))
+            assert engine.kind == "model", name
 
 
 # ------------------------------------------------------------------------------ engines
@@ -284,15 +325,15 @@ def test_vasp_engine_is_built_lazily_from_the_engine_section(raw):
 
     raw["engine"] = {"kind": "vasp", "rwigs": {"Fe": 1.3}, "command": "sld-fake-vasp", "lambda": 5}
     raw["dynamics"]["spin_scheme"] = "sib-fixed-field"
-    engine = load_spec(raw).build_engine()
+    engine = RunSpec.from_dict(raw).build_engine()
     assert isinstance(engine, VaspEngine)
     assert engine.command == ("sld-fake-vasp",) and engine.input_set.lambda_ == 5.0
     raw["engine"] = {"kind": "vasp", "command": "sld-fake-vasp"}
     with pytest.raises(SpecError, match=r"^engine\.rwigs: required"):
-        load_spec(raw)
+        RunSpec.from_dict(raw)
     raw["engine"] = {"kind": "vasp", "rwigs": {"Fe": 1.3}, "command": ""}
     with pytest.raises(SpecError, match=r"^engine\.command: empty VASP command$"):
-        load_spec(raw)
+        RunSpec.from_dict(raw)
 
 
 MODEL_BAD_CASES = [
@@ -319,7 +360,7 @@ def test_model_engine_errors_name_the_spec_key(raw, tmp_path, engine, key, reaso
 def test_model_preset_spec_builds_state_and_engine(raw):
     raw["structure"] = {"preset": "bcc_fe", "supercell": 2}
     raw["engine"] = {"kind": "model", "external_field_ev_per_mub": [0, 0, 0.01]}
-    spec = load_spec(raw)
+    spec = RunSpec.from_dict(raw)
     assert spec.spec["structure"]["supercell"] == [2, 2, 2] and spec.preset == "bcc_fe"
     state = spec.build_initial_state()
     assert state.n_sites == 16 and np.all(state.moments == 2.2)
@@ -331,7 +372,7 @@ def test_model_preset_spec_builds_state_and_engine(raw):
 
 
 def test_embedded_structure_survives_without_the_file(raw, poscar):
-    spec = load_spec(raw)
+    spec = RunSpec.from_dict(raw)
     embedded = spec.with_embedded_structure()
     assert "file" not in embedded.spec["structure"] and embedded.spec["structure"]["moments"] == {"Fe": 2.2}
     poscar.unlink()  # as on another machine
@@ -340,16 +381,16 @@ def test_embedded_structure_survives_without_the_file(raw, poscar):
     assert isinstance(again, RunSpec) and again.as_dict() == embedded.as_dict()
     assert again.build_initial_state().same_as(spec.build_initial_state())  # Direct POSCAR: exact
     with pytest.raises(SpecError) as info:
-        load_spec(spec.spec)  # the file form needs the file
+        RunSpec.from_dict(spec.spec)  # the file form needs the file
     assert info.value.key == "structure.file"
     broken = embedded.spec
     broken["structure"]["pymatgen"] = {"lattice": "nope"}
     with pytest.raises(SpecError, match=r"^structure\.pymatgen: not a pymatgen Structure dict"):
-        load_spec(broken)
+        RunSpec.from_dict(broken)
     both = embedded.spec
     both["structure"]["preset"] = "bcc_fe"
     with pytest.raises(SpecError, match=r"^structure: give exactly one of preset, file, pymatgen, got preset, py"):
-        load_spec(both)
+        RunSpec.from_dict(both)
 
 
 def test_the_documented_full_example_is_valid():
@@ -358,6 +399,6 @@ def test_the_documented_full_example_is_valid():
     raw = yaml.safe_load(block)
     assert set(raw) == {"name", "structure", "spins", "velocities", "engine", "dynamics", "output"}
     assert presets_available(), "the model presets (sld_workflows.engines.model.presets) must be importable"
-    spec = load_spec(raw)
-    assert spec.steps == 2000 and spec.output_every == 20 and spec.dynamics.dt_fs == 0.1
+    spec = RunSpec.from_dict(raw)
+    assert spec.steps == 2000 and spec.output_every == 20 and spec.settings.dt_fs == 0.1
     assert spec.build_initial_state().n_sites == 432

@@ -266,20 +266,20 @@ def test_engine_serialises_and_rejects_bad_spec(tmp_path):
 
 def test_built_from_run_spec(tmp_path):
     from sld_workflows.errors import SpecError
-    from sld_workflows.run.spec import load_spec
+    from sld_workflows.run.spec import RunSpec
 
     state, _ = make_preset("bcc_fe")
     state.structure.to(filename=str(tmp_path / "fe.cif"))
     base = {"name": "t", "structure": {"file": str(tmp_path / "fe.cif"), "moments": {"Fe": 2.2}},
             "dynamics": {"dt_fs": 1.0, "steps": 3}}
-    spec = load_spec({**base, "engine": {"kind": "vasp", "rwigs": {"Fe": 1.3}, "command": "sld-fake-vasp",
+    spec = RunSpec.from_dict({**base, "engine": {"kind": "vasp", "rwigs": {"Fe": 1.3}, "command": "sld-fake-vasp",
                                          "run_dir": str(tmp_path / "runs"), "kpoints": [3, 3, 3]}})
     engine = spec.build_engine()
     assert isinstance(engine, VaspEngine)
     assert engine.command == ("sld-fake-vasp",) and engine.input_set.kpoints == (3, 3, 3)
     assert engine.run_root == str((tmp_path / "runs").resolve())
     with pytest.raises(SpecError, match="lamda"):
-        load_spec({**base, "engine": {"kind": "vasp", "rwigs": {"Fe": 1.3}, "lamda": 2}}).build_engine()
+        RunSpec.from_dict({**base, "engine": {"kind": "vasp", "rwigs": {"Fe": 1.3}, "lamda": 2}}).build_engine()
 
 
 def test_persistent_fault_exhausts_max_errors(fake_vasp_env, monkeypatch):

@@ -10,7 +10,7 @@ import yaml
 from sld_workflows.cli.main import main
 from sld_workflows.dynamics.step import advance
 from sld_workflows.run.local import run_local
-from sld_workflows.run.spec import load_spec
+from sld_workflows.run.spec import RunSpec
 from sld_workflows.workflows.phases import clear_caches, evaluation_data
 
 SPEC = {
@@ -36,7 +36,7 @@ def test_model_spec_matches_run_local(sld_backend, tmp_path, capsys):
     run_local(str(path), tmp_path / "local", progress=False)
     final_local = json.loads((tmp_path / "local" / "final_state.json").read_text())
 
-    spec = load_spec(str(path))
+    spec = RunSpec.from_file(str(path))
     state, engine = spec.build_initial_state(), spec.build_engine()
     evaluation = engine.evaluate(state)
     with sld_backend.open() as session:
@@ -45,7 +45,7 @@ def test_model_spec_matches_run_local(sld_backend, tmp_path, capsys):
         assert doc["layout"] == "merged" and doc["spec"] == spec.as_dict() and doc["output_every"] == 2
         for k in range(spec.steps + 1):
             if k:
-                state, evaluation = advance(state, evaluation, spec.dynamics, engine.evaluate)
+                state, evaluation = advance(state, evaluation, spec.settings, engine.evaluate)
             assert json.dumps(store.get_frame(tid, k, "state")["data"]) == json.dumps(state.as_dict()), k
             assert json.dumps(store.get_frame(tid, k, "evaluation")["data"]) == json.dumps(evaluation_data(evaluation))
         final_store = store.get_frame(tid, spec.steps, "state")["data"]

@@ -26,9 +26,9 @@ def register(subparsers) -> None:
 def run_command(args: argparse.Namespace) -> int:
     from sld_workflows.errors import SpecError
     from sld_workflows.run.local import run_local
-    from sld_workflows.run.spec import load_spec
+    from sld_workflows.run.spec import RunSpec
 
-    spec = load_spec(args.spec)
+    spec = RunSpec.from_file(args.spec)
     if args.steps is not None:
         if args.steps < 0:
             raise SpecError("--steps", f"must be >= 0, got {args.steps}")

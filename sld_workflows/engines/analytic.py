@@ -4,6 +4,9 @@
 - :class:`HeisenbergEngine` — fixed bonds, E = −Σ_bonds J s_i·s_j − Σ μ s·B (lattice frozen: no forces);
 - :class:`HarmonicEngine` — Einstein crystal, E = ½ k Σ |r − r₀|² (no magnetism).
 
+Sum them with :class:`~sld_workflows.engines.composite.CompositeEngine` (re-exported here, where
+stored dicts of the former ``sld_workflows.engines.analytic.CompositeEngine`` still find it).
+
 Fields follow the package convention: the part of −(1/μ)∂E/∂s perpendicular to the spin passed in
 (for the un-normalised SIB midpoint, perpendicular to its direction), with the parallel component
 reported separately.
@@ -12,13 +15,20 @@ reported separately.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from monty.json import MSONable
 
-from sld_workflows.evaluation import Evaluation, split_field
+from sld_workflows.engines.composite import CompositeEngine
+from sld_workflows.evaluation import Evaluation, Property, split_field
 from sld_workflows.state import SLDState
+
+__all__ = ["CompositeEngine", "HarmonicEngine", "HeisenbergEngine", "ZeemanEngine"]
+
+#: spin-only terms: positions do not enter, so forces and stress are exactly zero (declared: stress
+#: is a result, zero; forces are zeros by the Evaluation contract)
+_SPIN_ONLY = frozenset({Property.ENERGY, Property.FIELDS, Property.FIELD_PARALLEL, Property.STRESS})
 
 
 def _masked_field(field: np.ndarray, moments: np.ndarray) -> np.ndarray:
@@ -29,6 +39,7 @@ def _masked_field(field: np.ndarray, moments: np.ndarray) -> np.ndarray:
 class ZeemanEngine(MSONable):
     """Uniform external field (eV/μB) on every magnetic site."""
 
+    implemented_properties: ClassVar[frozenset[Property]] = _SPIN_ONLY
     field_ev_per_mub: tuple[float, float, float]
 
     def evaluate(self, state: SLDState) -> Evaluation:
@@ -47,6 +58,7 @@ class HeisenbergEngine(MSONable):
     use it with ``ensemble: spin-only``.
     """
 
+    implemented_properties: ClassVar[frozenset[Property]] = _SPIN_ONLY
     bonds: tuple[tuple[int, int, float], ...]
     field_ev_per_mub: tuple[float, float, float] = (0.0, 0.0, 0.0)
 
@@ -97,8 +109,10 @@ class HeisenbergEngine(MSONable):
 
 @dataclasses.dataclass(frozen=True)
 class HarmonicEngine(MSONable):
-    """Einstein crystal: every atom tied to its reference position by a spring k (eV/Å²)."""
+    """Einstein crystal: every atom tied to its reference position by a spring k (eV/Å²). No stress
+    (the springs tie atoms to fixed points, not to the cell) and no dependence on the spins."""
 
+    implemented_properties: ClassVar[frozenset[Property]] = frozenset({Property.ENERGY, Property.FORCES})
     reference_positions: tuple[tuple[float, float, float], ...]
     spring_ev_per_a2: float
 
@@ -109,34 +123,3 @@ class HarmonicEngine(MSONable):
         energy = 0.5 * self.spring_ev_per_a2 * float(np.sum(d * d))
         zeros = np.zeros_like(d)
         return Evaluation(energy, -self.spring_ev_per_a2 * d, zeros, None)
-
-
-@dataclasses.dataclass(frozen=True)
-class CompositeEngine(MSONable):
-    """Sum of engines: energies, forces, fields and stresses add (stress only if every part has one)."""
-
-    engines: tuple[Any, ...]
-
-    def evaluate(self, state: SLDState) -> Evaluation:
-        parts = [engine.evaluate(state) for engine in self.engines]
-        if not parts:
-            raise ValueError("CompositeEngine needs at least one engine")
-        stresses = [p.stress_ev_per_a3 for p in parts]
-        parallels = [p.field_parallel_ev_per_mub for p in parts]
-        return Evaluation(
-            sum(p.energy_ev for p in parts),
-            sum(p.forces_ev_per_a for p in parts),
-            sum(p.fields_ev_per_mub for p in parts),
-            None if any(s is None for s in stresses) else sum(stresses),
-            field_parallel_ev_per_mub=None if any(p is None for p in parallels) else sum(parallels),
-        )
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"@module": type(self).__module__, "@class": type(self).__name__,
-                "engines": [e.as_dict() for e in self.engines]}
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> CompositeEngine:
-        from monty.json import MontyDecoder
-
-        return cls(tuple(MontyDecoder().process_decoded(e) for e in d["engines"]))

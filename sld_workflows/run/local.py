@@ -37,7 +37,7 @@ from sld_workflows.run.output import (
     spin_temperature_of,
     write_summary,
 )
-from sld_workflows.run.spec import RunSpec, load_spec
+from sld_workflows.run.spec import RunSpec
 from sld_workflows.state import SLDState
 
 TRAJECTORY_NAME = "trajectory.extxyz"
@@ -128,10 +128,11 @@ def run_local(
     The spec is validated fully before ``out_dir`` is touched. Existing output files of a previous
     run in ``out_dir`` are replaced (the CLI refuses a non-empty directory unless ``--force``).
     """
-    spec = load_spec(spec)
+    if not isinstance(spec, RunSpec):
+        spec = RunSpec.from_dict(spec) if isinstance(spec, Mapping) else RunSpec.from_file(spec)
     state = spec.build_initial_state()
     engine = spec.build_engine()
-    settings = spec.dynamics
+    settings = spec.settings
     steps, every = spec.steps, spec.output_every
     orders = order_parameter_function(spec.preset)
 

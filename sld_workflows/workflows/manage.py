@@ -63,18 +63,17 @@ def load_input(source: str | os.PathLike | Mapping[str, Any]) -> TrajectoryInput
             raise SpecError("", f"{path} must contain a mapping at the top level")
     if "initial_state" in raw:
         return _internal_input(raw)
-    from sld_workflows.run.spec import load_spec
+    from sld_workflows.run.spec import RunSpec
 
-    spec = load_spec(source)
-    if hasattr(spec, "with_embedded_structure"):  # stored specs must not depend on this machine's files
-        spec = spec.with_embedded_structure()
+    spec = RunSpec.from_dict(source) if isinstance(source, Mapping) else RunSpec.from_file(source)
     engine = spec.build_engine()
     if not hasattr(engine, "as_dict"):
         raise SpecError("engine", f"{type(engine).__name__} is not serialisable (no as_dict); cannot submit it")
     return TrajectoryInput(
-        name=spec.name, initial_state=spec.build_initial_state(), engine=engine, dynamics=spec.dynamics,
-        steps=int(spec.steps), output_every=int(spec.output_every), spec=spec.as_dict(),
-        engine_kind=getattr(spec, "engine_kind", None),
+        name=spec.name, initial_state=spec.build_initial_state(), engine=engine, dynamics=spec.settings,
+        steps=int(spec.steps), output_every=int(spec.output_every),
+        spec=spec.with_embedded_structure().as_dict(),  # stored specs must not depend on this machine's files
+        engine_kind=spec.engine_kind,
     )
 
 

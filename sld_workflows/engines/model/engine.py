@@ -8,7 +8,7 @@ import numpy as np
 from monty.json import MSONable
 
 from sld_workflows.engines.model.terms import Accumulator, Context, Term, term_from_dict
-from sld_workflows.evaluation import Evaluation, split_field
+from sld_workflows.evaluation import ALL_PROPERTIES, Evaluation, split_field
 from sld_workflows.state import SLDState
 
 
@@ -24,6 +24,8 @@ class ModelEngine(MSONable):
     - ``accelerate``: use the numba kernels for the neighbour-list terms when numba is installed
       (same expressions as the numpy path, equal to round-off).
     """
+
+    implemented_properties = ALL_PROPERTIES
 
     def __init__(
         self,

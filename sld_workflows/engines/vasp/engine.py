@@ -34,7 +34,7 @@ from sld_workflows.engines.vasp.custodian_job import (
 from sld_workflows.engines.vasp.inputs import ConstrainedStaticSet
 from sld_workflows.engines.vasp.parsers import MOMENT_CONVENTIONS, evaluation_from_run
 from sld_workflows.errors import SLDError, SpecError
-from sld_workflows.evaluation import Evaluation
+from sld_workflows.evaluation import Evaluation, Property
 from sld_workflows.state import SLDState
 
 DEFAULT_COMMAND = ("vasp_ncl",)
@@ -48,6 +48,8 @@ SPEC_KEYS = {
 @dataclasses.dataclass
 class VaspEngine(MSONable):
     """Engine running ``command`` (e.g. ``["mpirun", "vasp_ncl"]`` or ``["sld-fake-vasp"]``)."""
+
+    implemented_properties = frozenset(set(Property) - {Property.FIELD_PARALLEL})  # no parallel field in cDFT
 
     input_set: ConstrainedStaticSet
     command: tuple[str, ...] = DEFAULT_COMMAND
