@@ -402,3 +402,81 @@ def test_the_documented_full_example_is_valid():
     spec = RunSpec.from_dict(raw)
     assert spec.steps == 2000 and spec.output_every == 20 and spec.settings.dt_fs == 0.1
     assert spec.build_initial_state().n_sites == 432
+
+
+# ------------------------------------------------------------------------------ engine registry
+def test_a_new_engine_kind_is_one_registration(raw, monkeypatch):
+    """Registering a kind (section dataclass + builder) is all the spec needs to validate, store
+    and build it; unknown kinds list what is registered."""
+    import dataclasses
+
+    from sld_workflows.engines import registry
+    from sld_workflows.engines.analytic import ZeemanEngine
+    from sld_workflows.schema import number
+
+    @dataclasses.dataclass(frozen=True)
+    class ToySection:
+        kind = "toy"
+        field_z: float
+
+        @classmethod
+        def from_dict(cls, d, context):
+            return cls(number(d.get("field_z"), "engine.field_z"))
+
+        def as_dict(self):
+            return {"kind": self.kind, "field_z": self.field_z}
+
+    built = []
+
+    def build_toy(section, state, context):
+        built.append((state.n_sites, context.preset))
+        return ZeemanEngine((0.0, 0.0, section.field_z))
+
+    monkeypatch.setattr(registry.ENGINES, "_kinds", dict(registry.ENGINES._kinds))  # undone after the test
+    registry.register_engine("toy", ToySection, build_toy)
+    with pytest.raises(ValueError, match="already registered"):
+        registry.register_engine("toy", ToySection, build_toy)
+    assert registry.ENGINES.kinds() == ("model", "vasp", "analytic", "toy")
+    raw["engine"] = {"kind": "toy", "field_z": 0.5}
+    raw["dynamics"]["ensemble"] = "spin-only"
+    raw.pop("velocities")
+    spec = RunSpec.from_dict(raw)
+    assert spec.engine_kind == "toy" and spec.spec["engine"] == {"kind": "toy", "field_z": 0.5}
+    assert isinstance(spec.build_engine(), ZeemanEngine) and built == [(16, None)]
+    assert RunSpec.from_dict(spec.as_dict()) == spec
+    raw["engine"] = {"kind": "toy", "field_z": "strong"}
+    with pytest.raises(SpecError, match=r"^engine\.field_z: must be a number"):
+        RunSpec.from_dict(raw)
+    raw["engine"] = {"kind": "tyo"}
+    with pytest.raises(SpecError, match=r"^engine\.kind: unknown value 'tyo' \(did you mean 'toy'\? "
+                                        r"choose one of: model, vasp, analytic, toy\)$"):
+        RunSpec.from_dict(raw)
+
+
+def test_npt_asks_the_engine_declaration_for_stress(raw):
+    """The npt check reads implemented_properties (no guess from the section's keys) and names the
+    part that has no stress."""
+    raw["dynamics"]["ensemble"] = "npt"
+    with pytest.raises(SpecError, match=r"^dynamics\.ensemble: npt needs an engine that returns stress; "
+                                        r"HarmonicEngine computes none$"):
+        RunSpec.from_dict(raw)
+    del raw["engine"]["harmonic"]  # exchange only: zero stress, declared
+    spec = RunSpec.from_dict(raw)
+    assert spec.build_engine().evaluate(spec.build_initial_state()).stress_ev_per_a3 is not None
+
+
+def test_initial_conditions_are_the_dynamics_layer_functions(raw):
+    """The spec's random spins and velocities are those of sld_workflows.dynamics.initial for the seed."""
+    from sld_workflows.dynamics import initial
+
+    state = RunSpec.from_dict(raw).build_initial_state()
+    directions = initial.random_spin_directions(16, 11)
+    assert np.array_equal(state.spins, state.replace(spins=directions).spins)
+    assert np.array_equal(state.velocities, maxwell_boltzmann_velocities_a_per_fs(state.masses_amu, 300.0, 11))
+    magnetic = np.array([True, False, True])
+    with pytest.raises(ValueError, match=r"^expected 3 rows of \[x, y, z\] \(one per site\) or 2 rows"):
+        initial.given_spin_directions(np.ones((1, 3)), magnetic)
+    with pytest.raises(ValueError, match=r"^zero vector on magnetic site\(s\) \[2\]$"):
+        initial.given_spin_directions(np.array([[0, 0, 1], [0, 0, 0]]), magnetic)
+    assert np.array_equal(initial.given_spin_directions(np.array([[0, 0, 1], [1, 0, 0]]), magnetic),
+                          [[0, 0, 1], [0, 0, 0], [1, 0, 0]])
