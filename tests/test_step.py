@@ -8,7 +8,8 @@ from pymatgen.core import Lattice, Structure
 
 from sld_workflows.dynamics.settings import DynamicsSettings
 from sld_workflows.dynamics.step import advance, complete, midpoint_state, propagate
-from sld_workflows.engines.analytic import CompositeEngine, HarmonicEngine, HeisenbergEngine
+from sld_workflows.engines.analytic import HarmonicEngine, HeisenbergEngine
+from sld_workflows.engines.composite import CompositeEngine
 from sld_workflows.evaluation import Evaluation
 from sld_workflows.state import SLDState
 
