@@ -9,7 +9,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
 from sld_workflows import schema
@@ -47,18 +47,30 @@ def preset_error_key(key: str) -> str:
     return key or "structure.preset"
 
 
-def make_preset(name: str, supercell: tuple[int, int, int], overrides: dict | None = None,
-                external_field_ev_per_mub: tuple[float, float, float] | None = None):
-    """``presets.make_preset`` with its errors named by their run-spec key."""
+def _named_errors(name: str, overrides: dict | None, call: Callable[[], Any]) -> Any:
+    """``call()`` with the presets' errors named by their run-spec key."""
     try:
-        return presets_module("structure.preset").make_preset(
-            name, supercell=supercell, overrides=overrides, external_field_ev_per_mub=external_field_ev_per_mub)
+        return call()
     except SpecError as exc:
         raise spec_error(preset_error_key(exc.key), exc.reason) from exc
     except (ValueError, KeyError, TypeError) as exc:
         key = "engine.overrides" if overrides else "structure.preset"
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         raise spec_error(key, f"preset {name!r}: {message}") from exc
+
+
+def preset_state(name: str, supercell: tuple[int, int, int]) -> SLDState:
+    """The preset's state (structure × supercell, its moments, spins +z), without its Hamiltonian."""
+    presets = presets_module("structure.preset")
+    return _named_errors(name, None, lambda: presets.get_preset(name).build_state(supercell))
+
+
+def make_preset(name: str, supercell: tuple[int, int, int], overrides: dict | None = None,
+                external_field_ev_per_mub: list[float] | None = None):
+    """``presets.make_preset`` (state and engine) with its errors named by their run-spec key."""
+    presets = presets_module("structure.preset")
+    return _named_errors(name, overrides, lambda: presets.make_preset(
+        name, supercell=supercell, overrides=overrides, external_field_ev_per_mub=external_field_ev_per_mub))
 
 
 # --------------------------------------------------------------------------------------- model

@@ -17,7 +17,7 @@ from sld_workflows.dynamics.lattice import CELL_DOFS
 from sld_workflows.dynamics.schedules import TemperatureSchedule
 from sld_workflows.dynamics.settings import ENSEMBLES, SPIN_SCHEMES, DynamicsSettings
 from sld_workflows.engines.registry import EngineContext
-from sld_workflows.engines.sections import make_preset, preset_name
+from sld_workflows.engines.sections import preset_name, preset_state
 from sld_workflows.schema import spec_error
 from sld_workflows.state import SLDState
 
@@ -77,7 +77,7 @@ class PresetStructure:
         return {"preset": self.preset, "supercell": list(self.supercell)}
 
     def build(self) -> SLDState:
-        state, _ = make_preset(self.preset, self.supercell)
+        state = preset_state(self.preset, self.supercell)
         if not np.any(state.magnetic):
             raise spec_error("structure.preset", f"preset {self.preset!r} has no magnetic sites")
         return state
