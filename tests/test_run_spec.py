@@ -307,7 +307,7 @@ def test_examples_exist_and_validate(monkeypatch, tmp_path):
         assert bifeo3_80.preset in PRESET_NAMES and bifeo3_80.build_initial_state().n_sites == 80
     else:
         from sld_workflows.engines import registry, sections
-        from sld_workflows.run.spec.sections import engine_context, structure_from_dict
+        from sld_workflows.run.spec.structure import engine_context, structure_from_dict
 
         class FakePresets:
             PRESET_NAMES = tuple({raws[n]["structure"]["preset"] for n in files})

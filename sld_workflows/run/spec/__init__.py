@@ -6,7 +6,7 @@ and returns a frozen :class:`RunSpec`. Errors are :class:`~sld_workflows.errors.
 dotted key (``dynamics.dt_fs``) and a one-line reason. The schema is documented in ``docs/run_spec.md``.
 
 Modules, by job: :mod:`sld_workflows.schema` (the value checks, shared with the engine sections),
-:mod:`.sections` (structure, spins, velocities, dynamics, output), the engine sections of
+:mod:`.structure` and :mod:`.sections` (spins, velocities, dynamics, output), the engine sections of
 :mod:`sld_workflows.engines.registry` (one registration per engine kind), :mod:`.runspec` (the
 spec and its builder) and :mod:`.loading` (the YAML file). Initial conditions (random spins,
 Maxwell–Boltzmann velocities) are pure functions of :mod:`sld_workflows.dynamics.initial`.

@@ -16,16 +16,8 @@ from sld_workflows.dynamics.settings import DynamicsSettings
 from sld_workflows.engines.registry import ENGINES
 from sld_workflows.evaluation import Property, implemented_properties, lacking
 from sld_workflows.run.spec.loading import read_spec_file
-from sld_workflows.run.spec.sections import (
-    DynamicsSection,
-    FileStructure,
-    OutputSection,
-    SpinsSection,
-    StructureSection,
-    VelocitiesSection,
-    engine_context,
-    structure_from_dict,
-)
+from sld_workflows.run.spec.sections import DynamicsSection, OutputSection, SpinsSection, VelocitiesSection
+from sld_workflows.run.spec.structure import FileStructure, StructureSection, engine_context, structure_from_dict
 from sld_workflows.schema import spec_error
 from sld_workflows.state import SLDState
 
