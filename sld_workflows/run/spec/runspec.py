@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import functools
 import os
@@ -124,9 +125,18 @@ class RunSpec(MSONable):
 
     # -- derived specs (new instances: they build their own state and engine)
     def with_steps(self, steps: int) -> RunSpec:
-        """A copy with another number of steps."""
+        """A copy with another number of steps. The number of steps does not enter the build, so a
+        state and engine this spec has built are deep-copied into the copy rather than built again
+        (the copy shares neither; a preset engine takes a second or so to build)."""
         steps = schema.integer(steps, "dynamics.steps", minimum=0)
-        return dataclasses.replace(self, dynamics=dataclasses.replace(self.dynamics, steps=steps))
+        new = dataclasses.replace(self, dynamics=dataclasses.replace(self.dynamics, steps=steps))
+        built = self.__dict__.get("_built")  # the cached_property's slot: set only if built
+        if built is not None:
+            try:
+                new.__dict__["_built"] = copy.deepcopy(built)
+            except (TypeError, copy.Error):  # an engine that cannot be copied is built afresh
+                pass
+        return new
 
     def with_embedded_structure(self) -> RunSpec:
         """A copy whose structure file is replaced by its content (``structure.pymatgen``), so the
