@@ -182,3 +182,19 @@ def small_magnet():
     positions = rng.uniform(0, 5, (4, 3))
     return SLDState(species=("Fe",) * 4, positions=positions, cell=np.eye(3) * 5.0, velocities=np.zeros((4, 3)),
                     spins=rng.normal(size=(4, 3)), moments=np.array([2.2, 2.2, 0.0, 1.5]))
+
+
+@pytest.fixture()
+def tiny_fe_raw(bcc_fe_poscar: Path) -> dict:
+    """A run-spec mapping: the 16-site bcc Fe POSCAR, random spins, 300 K velocities, Heisenberg
+    exchange plus harmonic springs, four NVT steps."""
+    return {
+        "name": "tiny-fe",
+        "structure": {"file": str(bcc_fe_poscar), "moments": {"Fe": 2.2}},
+        "spins": {"init": "random"},
+        "velocities": {"temperature_k": 300.0},
+        "engine": {"kind": "analytic", "heisenberg": {"j_ev": 0.04, "cutoff_a": 2.6},
+                   "harmonic": {"spring_ev_per_a2": 2.0}},
+        "dynamics": {"dt_fs": 0.5, "steps": 4, "ensemble": "nvt", "temperature": 300, "alpha": 0.1, "seed": 11},
+        "output": {"every": 2},
+    }

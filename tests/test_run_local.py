@@ -25,18 +25,12 @@ from sld_workflows.state import SLDState
 
 
 @pytest.fixture()
-def raw(bcc_fe_poscar: Path) -> dict:
-    return {
-        "name": "tiny-fe",
-        "structure": {"file": str(bcc_fe_poscar), "moments": {"Fe": 2.2}},
-        "spins": {"init": "random"},
-        "velocities": {"temperature_k": 300.0},
-        "engine": {"kind": "analytic", "heisenberg": {"j_ev": 0.04, "cutoff_a": 2.6},
-                   "zeeman": {"field_ev_per_mub": [0.0, 0.0, 0.02]}, "harmonic": {"spring_ev_per_a2": 2.0}},
-        "dynamics": {"dt_fs": 0.5, "steps": 12, "ensemble": "nvt", "temperature": 300, "alpha": 0.1,
-                     "seed": 11, "spin_scheme": "sib"},
-        "output": {"every": 3},
-    }
+def raw(tiny_fe_raw: dict) -> dict:
+    """The shared tiny bcc Fe spec with a Zeeman field too, 12 full-SIB steps, every third stored."""
+    tiny_fe_raw["engine"]["zeeman"] = {"field_ev_per_mub": [0.0, 0.0, 0.02]}
+    tiny_fe_raw["dynamics"].update(steps=12, spin_scheme="sib")
+    tiny_fe_raw["output"]["every"] = 3
+    return tiny_fe_raw
 
 
 def reference_frames(raw: dict) -> list[tuple[SLDState, Evaluation]]:

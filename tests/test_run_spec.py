@@ -46,17 +46,8 @@ def poscar(bcc_fe_poscar: Path) -> Path:
 
 
 @pytest.fixture()
-def raw(poscar: Path) -> dict:
-    return {
-        "name": "tiny-fe",
-        "structure": {"file": str(poscar), "moments": {"Fe": 2.2}},
-        "spins": {"init": "random"},
-        "velocities": {"temperature_k": 300.0},
-        "engine": {"kind": "analytic", "heisenberg": {"j_ev": 0.04, "cutoff_a": 2.6},
-                   "harmonic": {"spring_ev_per_a2": 2.0}},
-        "dynamics": {"dt_fs": 0.5, "steps": 4, "ensemble": "nvt", "temperature": 300, "alpha": 0.1, "seed": 11},
-        "output": {"every": 2},
-    }
+def raw(tiny_fe_raw: dict) -> dict:
+    return tiny_fe_raw
 
 
 # ------------------------------------------------------------------------------ valid specs
