@@ -11,16 +11,14 @@ JSON (:func:`thaw`) when the section is written out.
 from __future__ import annotations
 
 import difflib
-import json
 import math
 import numbers
 from collections.abc import Iterable, Mapping
 from types import MappingProxyType
 from typing import Any
 
-import numpy as np
-
 from sld_workflows.errors import SpecError
+from sld_workflows.jsonable import jsonable
 
 
 def spec_error(key: str, reason: Any) -> SpecError:
@@ -108,17 +106,12 @@ def supercell(value: Any, key: str) -> tuple[int, int, int]:
 
 # ------------------------------------------------------------------------ frozen JSON values
 def freeze(value: Any, key: str) -> Any:
-    """``value`` as plain JSON (tuples -> lists, numpy -> Python numbers, exactly as a JSON round trip,
-    so that it survives FireWorks and MongoDB unchanged), then made read-only: mappings become
-    ``MappingProxyType``, lists tuples. Raises SpecError(key) for what JSON cannot hold."""
-
-    def default(v: Any) -> Any:
-        if isinstance(v, np.ndarray | np.generic):
-            return v.tolist()
-        raise TypeError(type(v).__name__)
-
+    """``value`` as plain JSON (:func:`sld_workflows.jsonable.jsonable`: tuples -> lists, numpy ->
+    Python numbers, enum members -> str; non-finite numbers refused), so that it survives FireWorks and
+    MongoDB unchanged, then made read-only: mappings become ``MappingProxyType``, lists tuples.
+    Raises SpecError(key) for what JSON cannot hold."""
     try:
-        plain = json.loads(json.dumps(value, default=default, allow_nan=False))
+        plain = jsonable(value, non_finite="error", objects="error")
     except (TypeError, ValueError) as exc:
         raise spec_error(key, f"contains a value that is not JSON-serialisable ({exc})") from exc
     return _frozen(plain)

@@ -174,7 +174,8 @@ def test_dynamics_section_holds_every_settings_field():
 
     from sld_workflows.run.spec.sections import DynamicsSection
 
-    assert set(DynamicsSection.keys()) == {f.name for f in dataclasses.fields(DynamicsSettings)} | {"steps"}
+    assert DynamicsSection.keys() == ("steps", *DynamicsSettings.field_names())
+    assert DynamicsSection.keys() == tuple(f.name for f in dataclasses.fields(DynamicsSection))
 
 
 # ------------------------------------------------------------------------------ invalid specs

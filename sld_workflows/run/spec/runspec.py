@@ -13,7 +13,7 @@ from typing import Any
 from monty.json import MSONable
 
 from sld_workflows import schema
-from sld_workflows.dynamics.settings import DynamicsSettings
+from sld_workflows.dynamics.settings import DynamicsSettings, Ensemble
 from sld_workflows.engines.registry import ENGINES
 from sld_workflows.evaluation import Property, implemented_properties, lacking
 from sld_workflows.run.spec.loading import read_spec_file
@@ -45,7 +45,7 @@ class RunSpec(MSONable):
     __hash__ = None  # type: ignore[assignment]  # nested mappings are read-only views, not hashable
 
     def __post_init__(self) -> None:
-        if self.velocities is not None and self.dynamics.ensemble == "spin-only":
+        if self.velocities is not None and self.dynamics.ensemble == Ensemble.SPIN_ONLY:
             raise spec_error("velocities", "ensemble spin-only freezes the lattice; drop the velocities section")
 
     # -- loading
@@ -163,7 +163,7 @@ class RunSpec(MSONable):
         if self.velocities is not None:
             state = self.velocities.apply(state, seed)
         engine = ENGINES.build(self.engine, state, engine_context(self.structure))
-        if self.dynamics.ensemble == "npt" and Property.STRESS not in implemented_properties(engine):
+        if self.dynamics.ensemble == Ensemble.NPT and Property.STRESS not in implemented_properties(engine):
             raise spec_error("dynamics.ensemble", f"npt needs an engine that returns stress; "
                              f"{', '.join(lacking(engine, Property.STRESS))} computes none")
         return state, engine

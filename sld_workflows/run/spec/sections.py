@@ -123,14 +123,15 @@ _DYNAMICS_CHOICES = {"ensemble": ENSEMBLES, "spin_scheme": SPIN_SCHEMES, "cell_d
 
 @dataclasses.dataclass(frozen=True)
 class DynamicsSection:
-    """``steps`` and every :class:`DynamicsSettings` field, explicit (the field order is the order of
-    the stored mapping). ``temperature`` is kept as given: a number or a schedule mapping (frozen)."""
+    """``steps`` and every :class:`DynamicsSettings` field, explicit (stored in the order of
+    :meth:`keys`: ``steps``, then ``DynamicsSettings.field_names()``). ``temperature`` is kept as
+    given: a number or a schedule mapping (frozen); ensemble and spin scheme as plain strings."""
 
-    dt_fs: float
     steps: int
-    ensemble: str
-    temperature: Any
+    dt_fs: float
     alpha: float
+    temperature: Any
+    ensemble: str
     friction_per_fs: float
     spin_scheme: str
     seed: int
@@ -142,7 +143,7 @@ class DynamicsSection:
 
     @classmethod
     def keys(cls) -> tuple[str, ...]:
-        return tuple(f.name for f in dataclasses.fields(cls))
+        return ("steps", *DynamicsSettings.field_names())
 
     @classmethod
     def from_dict(cls, raw: Any) -> DynamicsSection:
@@ -171,7 +172,7 @@ class DynamicsSection:
         defaults = _settings(out)
         for key in cls.keys():
             if key not in out and key != "temperature":
-                out[key] = getattr(defaults, key)
+                out[key] = schema.freeze(getattr(defaults, key), f"dynamics.{key}")
         out.setdefault("temperature", 0.0)
         return cls(**out)
 
