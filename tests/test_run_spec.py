@@ -76,6 +76,9 @@ def test_round_trip_is_exact_and_json_safe(raw):
     again = RunSpec.from_dict(d)
     assert again.as_dict() == d
     assert again == spec
+    assert RunSpec.from_dict(d["spec"]) == spec  # the plain mapping and the as_dict form
+    with pytest.raises(SpecError, match=r"^spec: unknown key"):
+        RunSpec.from_dict({**d["spec"], "spec": {}})
     decoded = json.loads(json.dumps(spec, cls=MontyEncoder), cls=MontyDecoder)
     assert isinstance(decoded, RunSpec) and decoded.as_dict() == d
     assert decoded.settings == spec.settings

@@ -23,6 +23,7 @@ from sld_workflows.schema import spec_error
 from sld_workflows.state import SLDState
 
 TOP_KEYS = ("name", "structure", "spins", "velocities", "engine", "dynamics", "output")
+_AS_DICT_KEYS = {"spec", "@module", "@class", "@version"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,7 +59,7 @@ class RunSpec(MSONable):
     def from_dict(cls, d: Mapping[str, Any], base_dir: Path | None = None) -> RunSpec:
         """Validate a spec mapping — the YAML's sections, or :meth:`as_dict`'s form — and build it.
         Relative structure files are resolved against ``base_dir`` (default: the working directory)."""
-        if isinstance(d, Mapping) and "spec" in d:  # as_dict form ("spec" is no section name)
+        if isinstance(d, Mapping) and "spec" in d and set(d) <= _AS_DICT_KEYS:  # the as_dict form
             d = d["spec"]
         d = schema.mapping(d, "spec")
         schema.check_keys(d, "", TOP_KEYS, required=("name", "structure", "engine", "dynamics"))
