@@ -18,7 +18,7 @@ from sld_workflows.engines.registry import ENGINES
 from sld_workflows.evaluation import Property, implemented_properties, lacking
 from sld_workflows.run.spec.loading import read_spec_file
 from sld_workflows.run.spec.sections import DynamicsSection, OutputSection, SpinsSection, VelocitiesSection
-from sld_workflows.run.spec.structure import FileStructure, StructureSection, engine_context, structure_from_dict
+from sld_workflows.run.spec.structure import StructureSection, engine_context, structure_from_dict
 from sld_workflows.schema import spec_error
 from sld_workflows.state import SLDState
 
@@ -142,8 +142,7 @@ class RunSpec(MSONable):
     def with_embedded_structure(self) -> RunSpec:
         """A copy whose structure file is replaced by its content (``structure.pymatgen``), so the
         spec no longer depends on a path of this machine (e.g. before storing it in FireWorks)."""
-        structure = self.structure.embedded() if isinstance(self.structure, FileStructure) else self.structure
-        return dataclasses.replace(self, structure=structure)
+        return dataclasses.replace(self, structure=self.structure.embedded())
 
     # -- building
     def validate(self) -> RunSpec:

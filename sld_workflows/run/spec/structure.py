@@ -74,6 +74,10 @@ class PresetStructure:
             raise spec_error("structure.preset", f"preset {self.preset!r} has no magnetic sites")
         return state
 
+    def embedded(self) -> PresetStructure:
+        """Itself: a preset depends on no file."""
+        return self
+
 
 @dataclasses.dataclass(frozen=True)
 class FileStructure:
@@ -135,6 +139,10 @@ class PymatgenStructure:
             raise spec_error("structure.pymatgen",
                              f"not a pymatgen Structure dict: {type(exc).__name__}: {exc}") from exc
         return _state_from_structure(structure, self.moments, self.supercell)
+
+    def embedded(self) -> PymatgenStructure:
+        """Itself: the structure is already in the spec."""
+        return self
 
 
 #: ways to give the structure: a model preset, a file pymatgen reads, or a ``Structure.as_dict()``
