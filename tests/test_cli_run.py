@@ -38,17 +38,14 @@ def sld(*args: str, cwd: Path, **kwargs) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture()
-def spec_path(tmp_path: Path, bcc_fe_poscar: Path) -> Path:
-    raw = {
-        "name": "cli-tiny",
-        "structure": {"file": "POSCAR", "moments": {"Fe": 2.2}},
-        "spins": {"init": "random"},
-        "velocities": {"temperature_k": 200.0},
-        "engine": {"kind": "analytic", "heisenberg": {"j_ev": 0.04, "cutoff_a": 2.6},
-                   "harmonic": {"spring_ev_per_a2": 2.0}},
-        "dynamics": {"dt_fs": 0.5, "steps": 10, "ensemble": "nvt", "temperature": 200, "alpha": 0.2, "seed": 5},
-        "output": {"every": 5},
-    }
+def spec_path(tmp_path: Path, tiny_fe_raw: dict) -> Path:
+    """The shared tiny bcc Fe spec as a YAML file beside its POSCAR (given by a relative path), at 200 K."""
+    raw = tiny_fe_raw
+    raw["name"] = "cli-tiny"
+    raw["structure"]["file"] = "POSCAR"  # tiny_fe_raw's POSCAR is tmp_path/POSCAR
+    raw["velocities"]["temperature_k"] = 200.0
+    raw["dynamics"].update(steps=10, temperature=200, alpha=0.2, seed=5)
+    raw["output"]["every"] = 5
     path = tmp_path / "tiny.yaml"
     path.write_text(yaml.safe_dump(raw))
     return path
