@@ -65,14 +65,6 @@ def preset_state(name: str, supercell: tuple[int, int, int]) -> SLDState:
     return _named_errors(name, None, lambda: presets.get_preset(name).build_state(supercell))
 
 
-def make_preset(name: str, supercell: tuple[int, int, int], overrides: dict | None = None,
-                external_field_ev_per_mub: list[float] | None = None):
-    """``presets.make_preset`` (state and engine) with its errors named by their run-spec key."""
-    presets = presets_module("structure.preset")
-    return _named_errors(name, overrides, lambda: presets.make_preset(
-        name, supercell=supercell, overrides=overrides, external_field_ev_per_mub=external_field_ev_per_mub))
-
-
 # --------------------------------------------------------------------------------------- model
 @dataclasses.dataclass(frozen=True)
 class ModelSection:
@@ -104,13 +96,13 @@ class ModelSection:
 
 
 def build_model(section: ModelSection, state: SLDState, context: EngineContext):
+    # ModelSection.from_dict guarantees the structure is this preset's, so the Hamiltonian is built on
+    # the state at hand (building the preset's structure again doubled the load time of a spec)
     overrides = schema.thaw(section.overrides) or None
     field = None if section.external_field_ev_per_mub is None else list(section.external_field_ev_per_mub)
-    preset_state, engine = make_preset(section.preset, context.supercell, overrides, field)
-    if preset_state.n_sites != state.n_sites:  # the structure is not this preset's
-        raise spec_error("engine.preset", f"{section.preset!r} has {preset_state.n_sites} sites, "
-                         f"the structure {state.n_sites}")
-    return engine
+    presets = presets_module("structure.preset")
+    return _named_errors(section.preset, overrides, lambda: presets.preset_engine(
+        section.preset, state, overrides=overrides, external_field_ev_per_mub=field))
 
 
 # ---------------------------------------------------------------------------------------- vasp

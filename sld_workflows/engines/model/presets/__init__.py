@@ -30,7 +30,7 @@ from sld_workflows.state import SLDState
 
 __all__ = [
     "OVERRIDE_KEYS", "PRESET_NAMES", "REGISTRY", "OrderParameter", "Preset", "PresetRegistry",
-    "check_supercell", "get_preset", "make_preset", "preset_names", "preset_structure",
+    "check_supercell", "get_preset", "make_preset", "preset_engine", "preset_names", "preset_structure",
 ]
 
 #: every preset known to :func:`make_preset`, by name
@@ -93,12 +93,24 @@ def make_preset(
     The state: structure × ``supercell``, the preset moments, zero velocities, spins +z.
     ``external_field_ev_per_mub`` adds a uniform Zeeman field (eV/μB).
     """
+    state = get_preset(name).build_state(supercell)
+    return state, preset_engine(name, state, overrides, external_field_ev_per_mub)
+
+
+def preset_engine(
+    name: str,
+    state: SLDState,
+    overrides: dict | None = None,
+    external_field_ev_per_mub: Sequence[float] | None = None,
+) -> ModelEngine:
+    """The model engine of preset ``name`` for ``state``, a state of that preset's structure (its
+    terms read only positions, cell and species), so a caller that already built the state does not
+    build the structure a second time."""
     preset = get_preset(name)
     ov = check_overrides(overrides)
-    state = preset.build_state(supercell)
     terms = preset.terms(state)
     if external_field_ev_per_mub is not None:
         terms.append(Zeeman(_check_field(external_field_ev_per_mub)))
     terms = apply_overrides(terms, ov)
     label = name if not ov else f"{name} {ov}"
-    return state, ModelEngine(terms, n_sites=state.n_sites, label=label)
+    return ModelEngine(terms, n_sites=state.n_sites, label=label)
