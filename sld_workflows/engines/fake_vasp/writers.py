@@ -1,7 +1,7 @@
 """Writers of VASP output files in VASP's own fixed-width layouts (for ``sld-fake-vasp``).
 
-Layouts follow the real VASP 6.6.0 files in ``tests/data/vasp/`` (and the Fortran formats listed in
-``../shared/reference/vasp_constrained.md`` §2): the OSZICAR ``F=`` line
+Layouts follow the real VASP 6.6.0 files in ``tests/data/vasp/`` and the Fortran formats of VASP's
+write statements: the OSZICAR ``F=`` line
 ``(I4,' F= ',E14.8,' E0= ',E14.8,'  d E =',E12.6,'  mag=',3F11.4)``, per-SCF-step constraint blocks
 ``(/A7,E12.5,A11,E10.3)``, ``(A7,E12.5)`` ×2, MW rows ``(I3,3F7.3,F9.3,2F7.3)``, and the
 end-of-step field rows ``(I3,A2,E12.5,A2,E12.5,A2,E12.5)``. Fortran E-format quirks are emulated:
