@@ -26,9 +26,9 @@ def test_incar_for_constrained_static(fe, tmp_path):
     rec = iset.write(fe, tmp_path)
     incar = Incar.from_file(tmp_path / "INCAR")
     assert incar["LNONCOLLINEAR"] is True and incar["I_CONSTRAINED_M"] == 1 and incar["LAMBDA"] == 25.0
-    assert incar["ISYM"] == 0 and incar["NSW"] == 0 and incar["IBRION"] == -1
+    assert incar["ISYM"] == -1 and incar["NSW"] == 0 and incar["IBRION"] == -1
     assert incar["ISTART"] == 0 and incar["ICHARG"] == 2
-    assert incar["LWAVE"] is True and incar["LCHARG"] is True and "LORBIT" in incar
+    assert incar["LWAVE"] is True and incar["LCHARG"] is True and "LORBIT" not in incar
     assert incar["ENCUT"] == 520 and incar["NELM"] == 80
     m_constr = np.array(incar["M_CONSTR"]).reshape(-1, 3)
     assert np.array_equal(m_constr, 2.0 * fe.spins)  # full precision survives the INCAR round trip

@@ -13,8 +13,9 @@ Physics written, from the engine's evaluation and the conventions the parser app
 (:mod:`sld_workflows.engines.vasp.conventions`, shared, so the two cannot drift apart; the stand-in
 does not use the parser's number reader, so a reader bug shows instead of cancelling out):
 
-- sphere moment ``M_int = μ s``; smoothed moment ``MW = MW_RATIO · μ s`` with ``MW_RATIO = 0.7``
-  (real bcc Fe: 2.19/3.16 = 0.69); both printed ``F7.3``;
+- sphere moment ``M_int = μ s``; smoothed moment ``MW = MW_RATIO · μ s + P/λ`` with ``MW_RATIO = 0.7``
+  (real bcc Fe: 2.19/3.16 = 0.69): the moment leans along the field by MW⊥ = P/λ, as the penalty
+  E_p = λ|MW⊥|² makes a real one do; both printed ``F7.3``;
 - printed field ``P = μ · B_model⊥ / (c |MW_printed|)``, c = 2 for ``I_CONSTRAINED_M`` = 1, 2 and 1
   for 4, so that the parser's ``(|MW|/μ)·c·P⊥`` returns the model field (using the *printed* |MW|
   keeps the 3-decimal rounding of MW out of the field);
@@ -28,6 +29,9 @@ printed nowhere else. Env ``SLD_FAKE_VASP_FIELD_DIGITS`` (default 5 = real VASP)
 to E(d+7).d; the parser reads both. This is a property of the stand-in only (used to show the
 engine chain is exact to the 12 printed digits, ~7e-11 over 20 steps); with real VASP the field carries
 5 significant digits.
+
+Env ``SLD_FAKE_VASP_FLIP_FIELD=1`` prints −P while MW leans along +P: a VASP whose sign convention
+differs from the one the engine assumes (the engine's sign guard must refuse it).
 
 SCF iterations are emulated: ``SCF_FRESH = 24`` from scratch, ``SCF_RESTART = 12`` when ISTART ≥ 1
 and a WAVECAR written by this program is present (``NELM`` for the ``unconverged`` fault).
@@ -256,13 +260,18 @@ def run(cwd: Path, t0: float) -> int:
     evaluation = engine.evaluate(state)
     c = cv.field_factor(icm)
     m_int_p = np.round(mu[:, None] * spins, 3)
-    mw_p = np.round(MW_RATIO * mu[:, None] * spins, 3)
+    mw_parallel = MW_RATIO * mu[:, None] * spins
+    lean = np.zeros((n, 3))  # MW⊥ = P/λ, P from the parallel |MW| (|MW⊥| ≪ |MW|: second order)
+    for i in np.flatnonzero(constrained & (mu > 0)):
+        lean[i] = cv.printed_field_ev_per_mub(evaluation.fields_ev_per_mub[i], MW_RATIO * mu[i], mu[i], c) / lam
+    mw_p = np.round(mw_parallel + lean, 3)
     mw_size = np.linalg.norm(mw_p, axis=1)
+    sign = -1.0 if os.environ.get("SLD_FAKE_VASP_FLIP_FIELD") == "1" else 1.0
     rows = []
     p_printed = np.zeros((n, 3))
     for i in np.flatnonzero(constrained):
         if mu[i] > 0 and mw_size[i] > 0:
-            p = cv.printed_field_ev_per_mub(evaluation.fields_ev_per_mub[i], mw_size[i], mu[i], c)
+            p = sign * cv.printed_field_ev_per_mub(evaluation.fields_ev_per_mub[i], mw_size[i], mu[i], c)
         else:
             p = np.zeros(3)
         p_printed[i] = [w.fortran_e_value(v, digits) for v in p]

@@ -10,6 +10,9 @@ handlers) and the ``sld-fake-vasp`` stand-in (DESIGN.md §3, ``docs/vasp_engine.
 - Penalty: ``E_p = Σ|P|²/λ`` for modes 1, 2 (E_p = λ|MW⊥|²); printed energies include it, so
   ``E_DFT = E0 − E_p``.
 - Stress: VASP prints kBar with the opposite sign to ASE's (positive = compressive).
+- Sign guard: the printed P = λ·MW⊥ must point along MW⊥ = MW − ê(ê·MW) computed from the printed
+  MW table and the constraint direction ê (mode 4: P = λ(M̂ − ê), the same direction to first order);
+  :func:`field_direction_cosines` gives the cosines where MW⊥ is resolvable at MW's printed precision.
 
 Light on purpose (numpy only): the stand-in imports it at every start.
 """
@@ -29,6 +32,31 @@ CONSTRAINED_MODES = (1, 2, 4)
 MOMENT_CONVENTIONS = ("state", "M_int", "MW")
 #: VASP's defaults for tags an INCAR may leave out (VASP wiki: NELM, ISTART without WAVECAR, ICHARG).
 VASP_DEFAULTS = {"NELM": 60, "ISTART": 0, "ICHARG": 2}
+
+
+#: MW_int is printed F7.3: each component is within half a unit of the third decimal.
+MW_PRINTED_HALF_UNIT = 5e-4
+#: |MW⊥| from which the guard trusts its direction: 4× the largest rounding error of the vector
+#: (√3 × half a unit), so rounding turns it by at most ~14° and a correct field has cos > 0.97.
+MW_PERP_RESOLVABLE = 4 * np.sqrt(3) * MW_PRINTED_HALF_UNIT
+#: A printed field whose cosine with MW⊥ is below this is not the λ·MW⊥ this engine assumes.
+FIELD_DIRECTION_MIN_COS = 0.5
+
+
+def field_direction_cosines(printed_fields: np.ndarray, mw: np.ndarray, directions: np.ndarray) -> np.ndarray:
+    """cos(P, MW⊥) for every ion whose MW⊥ is resolvable (|MW⊥| > :data:`MW_PERP_RESOLVABLE`) and whose
+    printed field is non-zero; NaN for the others (nothing to check at printed precision)."""
+    p = np.asarray(printed_fields, dtype=float)
+    mw = np.asarray(mw, dtype=float)
+    d = np.asarray(directions, dtype=float)
+    norms = np.linalg.norm(d, axis=1)
+    e = np.divide(d, norms[:, None], out=np.zeros_like(d), where=norms[:, None] > 0)
+    mw_perp = mw - e * np.sum(e * mw, axis=1)[:, None]
+    perp_size, p_size = np.linalg.norm(mw_perp, axis=1), np.linalg.norm(p, axis=1)
+    ok = (perp_size > MW_PERP_RESOLVABLE) & (p_size > 0) & (norms > 0)
+    cos = np.full(len(p), np.nan)
+    cos[ok] = np.sum(p[ok] * mw_perp[ok], axis=1) / (p_size[ok] * perp_size[ok])
+    return cos
 
 
 def constrained_mask(m_constr: np.ndarray) -> np.ndarray:

@@ -42,6 +42,7 @@ SPEC_KEYS = {
     "incar", "kpoints", "kpoints_style", "rwigs", "lambda", "i_constrained_m", "constraint_size", "command",
     "potcar", "potcar_symbols", "potcar_functional", "scratch_dir", "run_dir", "max_errors",
     "moment_convention", "frozen_timeout_s", "polling_time_step_s", "monitor_freq", "max_angle_deg", "max_lambda",
+    "smearing", "spin_orbit", "isym",
 }
 
 

@@ -34,7 +34,17 @@ from sld_workflows.vectors import unit_rows
 PER_SPECIES_TAGS = ("RWIGS", "LDAUU", "LDAUJ", "LDAUL")
 #: Tags the input set owns; overriding them would break the constrained run or the restart chain.
 PROTECTED_TAGS = ("M_CONSTR", "MAGMOM", "LNONCOLLINEAR", "NSW", "IBRION", "ISTART", "ICHARG", "LWAVE", "LCHARG")
+#: Tags refused in ``incar`` with the option that sets them instead (or why they make no sense).
+REFUSED_TAGS = {
+    "ISPIN": "has no meaning in a noncollinear (LNONCOLLINEAR) run; leave it out",
+    "LSORBIT": "set spin_orbit: true instead (it also sets GGA_COMPAT = .FALSE.)",
+}
 POTCAR_MODES = ("auto", "pymatgen", "spec")
+SMEARING_MODES = ("auto", "metal", "insulator")
+#: ISYM values that keep the spins free: -1 (no symmetry at all) or 0 (no symmetry, but k and -k
+#: taken as equivalent, ψ_k = ψ*_-k). Time reversal maps every moment m -> -m, so the k/-k
+#: equivalence of ISYM = 0 is exact only for collinear spins; generic SLD spins are non-coplanar.
+ALLOWED_ISYM = (-1, 0)
 
 DEFAULT_INCAR: dict[str, Any] = {
     "SYSTEM": "sld constrained static",
@@ -43,11 +53,33 @@ DEFAULT_INCAR: dict[str, Any] = {
     "EDIFF": 1e-6,
     "ALGO": "Normal",
     "NELM": 100,
-    "ISMEAR": 1,
-    "SIGMA": 0.1,
     "LASPH": True,
-    "LORBIT": 10,
 }
+#: Smearing per electronic character: Methfessel-Paxton (order 1) for metals (VASP's advice for
+#: forces in metals), Gaussian with a small width for insulators and semiconductors, where MP gives
+#: unphysical negative occupancies (VASP wiki, ISMEAR).
+SMEARING_TAGS = {"metal": {"ISMEAR": 1, "SIGMA": 0.1}, "insulator": {"ISMEAR": 0, "SIGMA": 0.05}}
+
+
+def electronic_character(species: list[str]) -> str:
+    """"metal" when every species is a metal (pymatgen ``Element.is_metal``: Fe, FeRh, IrMn3), else
+    "insulator" (oxides, halides: BiFeO3, CrI3, MgCr2O4, Cd2Os2O7). A heuristic for the default
+    smearing only; ``smearing`` or ``incar`` overrides it."""
+    from pymatgen.core import Element
+
+    return "metal" if all(Element(s).is_metal for s in set(species)) else "insulator"
+
+
+def lmaxmix_for_u(ldaul: dict[str, int] | list[int] | None) -> int | None:
+    """LMAXMIX for a +U run: 4 when U acts on d electrons (L = 2), 6 on f (L = 3), None without +U.
+
+    VASP mixes the on-site occupancies only up to LMAXMIX; the default (2) drops the d/f channels
+    that +U acts on, so restarts from CHGCAR/WAVECAR lose them (VASP wiki, LMAXMIX)."""
+    if ldaul is None:
+        return None
+    values = list(ldaul.values()) if isinstance(ldaul, dict) else list(ldaul)
+    top = max((int(v) for v in values), default=-1)
+    return {2: 4, 3: 6}.get(top)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,6 +97,13 @@ class ConstrainedStaticSet(MSONable):
     - ``kpoints``: mesh (3 ints); ``kpoints_style``: "Gamma" or "Monkhorst".
     - ``potcar``: "auto" | "pymatgen" | "spec"; ``potcar_symbols``: {species: POTCAR symbol}
       (default: the element); ``potcar_functional``: pymatgen functional name.
+    - ``smearing``: "auto" (from :func:`electronic_character`), "metal" or "insulator"
+      (:data:`SMEARING_TAGS`); ISMEAR/SIGMA in ``incar`` win.
+    - ``spin_orbit``: LSORBIT = .TRUE. with GGA_COMPAT = .FALSE. (needed for DMI and single-ion
+      anisotropy: BiFeO3 canting, the CrI3 easy axis).
+    - ``isym``: -1 (default; exact for non-coplanar spins) or 0 (k/-k equivalence, collinear only).
+    LMAXMIX is set to 4 (d) or 6 (f) whenever ``incar`` switches on +U (LDAU) and does not set it.
+    LORBIT is not written: the moments come from the constraint spheres in OSZICAR.
     """
 
     rwigs: dict[str, float]
@@ -77,6 +116,9 @@ class ConstrainedStaticSet(MSONable):
     potcar: str = "auto"
     potcar_symbols: dict[str, str] = dataclasses.field(default_factory=dict)
     potcar_functional: str = "PBE_54"
+    smearing: str = "auto"
+    spin_orbit: bool = False
+    isym: int = -1
 
     def __post_init__(self) -> None:
         if self.i_constrained_m not in (1, 2, 4):
@@ -97,6 +139,17 @@ class ConstrainedStaticSet(MSONable):
         if bad:
             raise SpecError("incar", f"tags {bad} are set by the engine (constraints, restart chain) "
                                      "and cannot be overridden")
+        for key in self.incar:
+            if key.upper() in REFUSED_TAGS:
+                raise SpecError(f"incar.{key.upper()}", REFUSED_TAGS[key.upper()])
+            if key.upper() == "ISYM":
+                raise SpecError("incar.ISYM", "set isym: -1 or 0 instead (the engine owns symmetry)")
+        if self.smearing not in SMEARING_MODES:
+            raise SpecError("smearing", f"must be one of {SMEARING_MODES}, got {self.smearing!r}")
+        if not isinstance(self.spin_orbit, bool):
+            raise SpecError("spin_orbit", f"must be true or false, got {self.spin_orbit!r}")
+        if self.isym not in ALLOWED_ISYM:
+            raise SpecError("isym", f"must be -1 or 0 (symmetry would tie spins together), got {self.isym!r}")
         saxis = {k.upper(): v for k, v in self.incar.items()}.get("SAXIS")
         if saxis is not None and list(map(float, saxis)) != [0.0, 0.0, 1.0]:
             raise SpecError("incar.SAXIS", "must stay 0 0 1: M_CONSTR, MW and the printed fields are in the SAXIS "
@@ -115,6 +168,7 @@ class ConstrainedStaticSet(MSONable):
             "rwigs": lambda v: {str(k): float(r) for k, r in dict(v).items()}, "lambda": float,
             "i_constrained_m": int, "constraint_size": float, "incar": as_dict, "kpoints": tuple,
             "kpoints_style": str, "potcar": str, "potcar_symbols": as_dict, "potcar_functional": str,
+            "smearing": str, "spin_orbit": lambda v: v, "isym": int,
         }
         return cls(**{("lambda_" if key == "lambda" else key): convert(section[key])
                       for key, convert in conversions.items() if key in section})
@@ -133,8 +187,16 @@ class ConstrainedStaticSet(MSONable):
         if missing:
             raise SpecError("rwigs", f"no RWIGS radius for magnetic species {missing} (needed by the constraint)")
         incar: dict[str, Any] = dict(DEFAULT_INCAR)
+        character = electronic_character(list(site_symbols)) if self.smearing == "auto" else self.smearing
+        incar.update(SMEARING_TAGS[character])
+        if self.spin_orbit:
+            incar.update({"LSORBIT": True, "GGA_COMPAT": False})
         for k, v in self.incar.items():
             incar[k.upper()] = v
+        if incar.get("LDAU") and "LMAXMIX" not in incar:
+            lmaxmix = lmaxmix_for_u(incar.get("LDAUL"))
+            if lmaxmix is not None:
+                incar["LMAXMIX"] = lmaxmix
         rwigs = dict(self.rwigs)
         smallest = min(rwigs.values())
         for sp in site_symbols:
@@ -154,7 +216,7 @@ class ConstrainedStaticSet(MSONable):
             "LAMBDA": float(self.lambda_),
             "M_CONSTR": [float(x) for x in m_constr.ravel()],
             "MAGMOM": (m_constr / self.constraint_size * state.moments[:, None]).tolist(),
-            "ISYM": int(incar.get("ISYM", 0)),
+            "ISYM": int(self.isym),
             "NSW": 0,
             "IBRION": -1,
             "ISTART": 1 if wavecar else 0,
@@ -162,8 +224,6 @@ class ConstrainedStaticSet(MSONable):
             "LWAVE": True,
             "LCHARG": True,
         })
-        if incar["ISYM"] != 0:
-            raise SpecError("incar.ISYM", "constrained noncollinear runs need ISYM = 0")
         return Incar(incar)
 
     # ------------------------------------------------------------------ writing

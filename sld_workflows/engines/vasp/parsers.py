@@ -24,10 +24,12 @@ from typing import Any
 import numpy as np
 
 from sld_workflows.engines.vasp.conventions import (
+    FIELD_DIRECTION_MIN_COS,
     MOMENT_CONVENTIONS,
     VASP_DEFAULTS,
     constrained_mask,
     dft_energy_ev,
+    field_direction_cosines,
     field_factor,
     llg_fields_ev_per_mub,
     stress_kbar_to_ase_ev_per_a3,
@@ -130,6 +132,25 @@ def fields_from_step(
     return fields, mu
 
 
+def field_sign_guard(run_dir: str | Path, step: IonicStep, m_constr: np.ndarray) -> dict[str, Any]:
+    """Check that the printed ``lambda*MW_perp`` points along MW⊥ from the printed MW table and the
+    constraint directions (a sign or frame error of any VASP version, or of our reading, would turn
+    it); raise :class:`SLDError` naming the run directory and the ions if not.
+
+    Returns ``{"checked_ions", "min_cos"}`` for the record; ``checked_ions = 0`` when no ion's MW⊥ is
+    resolvable at MW's printed precision (stiff λ, small fields: nothing can be checked)."""
+    cos = field_direction_cosines(step.fields, step.mw, m_constr)
+    checked = ~np.isnan(cos)
+    bad = np.flatnonzero(checked & (cos < FIELD_DIRECTION_MIN_COS))
+    if bad.size:
+        shown = ", ".join(f"ion {i + 1}: cos {cos[i]:+.3f}" for i in bad[:5])
+        raise SLDError(f"{run_dir}: the printed constraining field lambda*MW_perp does not point along MW_perp "
+                       f"from the printed MW table ({shown}): a sign or frame convention differs from the one "
+                       "this engine assumes (fields refused)")
+    return {"checked_ions": int(checked.sum()),
+            "min_cos": float(np.nanmin(cos)) if checked.any() else None}
+
+
 def evaluation_from_run(
     run_dir: str | Path,
     state,
@@ -157,6 +178,7 @@ def evaluation_from_run(
     if abs(vr.e0_ev - step.e0_ev) > 1e-7 * abs(step.e0_ev) + 1e-8:
         raise SLDError(f"{run_dir}: OSZICAR E0={step.e0_ev} and vasprun.xml e_0_energy={vr.e0_ev} disagree "
                        "(files from different runs?)")
+    guard = field_sign_guard(run_dir, step, m_constr)
     spins = state.spins
     fields, mu = fields_from_step(step, spins, state.moments, i_constrained_m, moment_convention)
     magnetic_unconstrained = state.magnetic & ~step.in_block
@@ -176,6 +198,7 @@ def evaluation_from_run(
                             f"P = printed lambda*MW_perp, mu = {moment_convention}",
         "moment_convention": moment_convention,
         "mw_mub": np.linalg.norm(step.mw, axis=1).tolist(),
+        "field_sign_guard": guard,
     }
     if osz.notes:
         info["oszicar_notes"] = osz.notes
