@@ -170,3 +170,19 @@ def test_resume_after_fizzled_step(sld_backend, tmp_path, capsys, monkeypatch):
     assert "QUEUED" in capsys.readouterr().out
     assert main(["worker", *sld_backend.args]) == 0
     _assert_matches_reference(sld_backend, tid, reference_frames(spec))
+
+
+def test_step_task_needs_no_step_and_loads_old_specs():
+    """The step comes from the store; a Firework stored with the old ``step`` parameter still loads."""
+    from sld_workflows.store.keys import FrameKind
+    from sld_workflows.workflows.phases import decode_frame
+    from sld_workflows.workflows.tasks import SLDStepTask, step_firework
+
+    fw = step_firework({"_id": "sld-x", "name": "t"}, 3)
+    assert "step" not in fw.tasks[0]
+    assert fw.spec["sld"] == {"trajectory": "sld-x", "step": 3, "kind": "step"}
+    old = SLDStepTask.from_dict({"trajectory": "sld-x", "step": 3})
+    assert old["trajectory"] == "sld-x"
+    with pytest.raises(ValueError):  # an unknown kind is refused, not decoded as a state
+        decode_frame({"kind": "not_an_evaluation", "data": {}})
+    assert FrameKind("midpoint_evaluation").is_evaluation and not FrameKind.PROVISIONAL_STATE.is_evaluation

@@ -98,6 +98,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from fireworks.core.fworker import FWorker
     from fireworks.core.rocket_launcher import rapidfire
 
+    from sld_workflows.store.keys import FireworkState, FwSpec
+
     if args.nlaunches < 0:
         raise ValueError(f"--nlaunches must be >= 0, got {args.nlaunches}")
     fworker = FWorker.from_file(args.fworker) if args.fworker else FWorker(name="sld-worker")
@@ -109,7 +111,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
         else:
             launch_dir = os.getcwd()
         os.makedirs(launch_dir, exist_ok=True)
-        stuck = session.lpad.get_fw_ids({"spec.sld": {"$exists": True}, "state": "RUNNING"})
+        stuck = session.lpad.get_fw_ids(FwSpec.query(states=FireworkState.RUNNING))
         if stuck and session.embedded:  # nobody else can be running them: we hold the store's lock
             print(f"warning: {len(stuck)} SLD Firework(s) {stuck[:5]} are RUNNING from a worker that died; "
                   "run `sld recover` to rerun them", file=sys.stderr)

@@ -41,6 +41,7 @@ import pymongo
 import pymongo.errors
 
 from sld_workflows.errors import SLDError
+from sld_workflows.store.keys import EVALUATION_KINDS, FrameKind, FwSpec, TrajectoryStatus
 
 TRAJECTORIES = "sld_trajectories"
 FRAMES = "sld_frames"
@@ -50,8 +51,8 @@ MONGODB_MAX_BSON_BYTES = 16 * 1024 * 1024
 #: Our guard refuses documents above this (margin for FireWorks' own wrappers and driver overhead).
 DEFAULT_MAX_DOCUMENT_BYTES = MONGODB_MAX_BSON_BYTES - 512 * 1024
 
-FRAME_KINDS = ("state", "evaluation", "provisional_state", "midpoint_state", "midpoint_evaluation")
-STATUSES = ("READY", "RUNNING", "COMPLETED", "STOPPED", "FIZZLED")
+FRAME_KINDS = tuple(FrameKind)  # kept for importers of the tuple
+STATUSES = tuple(TrajectoryStatus)
 
 
 class StoreError(SLDError):
@@ -118,7 +119,7 @@ class TrajectoryStore:
     def create_trajectory(self, doc: dict[str, Any]) -> str:
         doc = dict(doc)
         doc.setdefault("_id", new_trajectory_id())
-        doc.setdefault("status", "READY")
+        doc.setdefault("status", TrajectoryStatus.READY.value)
         doc.setdefault("created_on", _now())
         doc["updated_on"] = _now()
         self.check_size(doc, f"trajectory {doc['_id']}")
@@ -157,7 +158,8 @@ class TrajectoryStore:
     def claim(self, trajectory_id: str, worker: dict[str, Any]) -> dict[str, Any]:
         """Mark RUNNING by ``worker`` (host, pid, fw_id, since); return the trajectory document."""
         doc = self.trajectories.find_one_and_update(
-            {"_id": trajectory_id}, {"$set": {"status": "RUNNING", "worker": worker, "updated_on": _now()}},
+            {"_id": trajectory_id},
+            {"$set": {"status": TrajectoryStatus.RUNNING.value, "worker": worker, "updated_on": _now()}},
             return_document=pymongo.ReturnDocument.AFTER,
         )
         if doc is None:
@@ -165,11 +167,11 @@ class TrajectoryStore:
         return doc
 
     def finish(self, trajectory_id: str) -> None:
-        self.update_trajectory(trajectory_id, status="COMPLETED", worker=None)
+        self.update_trajectory(trajectory_id, status=TrajectoryStatus.COMPLETED.value, worker=None)
 
     def running_with_worker(self) -> list[dict[str, Any]]:
         """Trajectories a task marked RUNNING, with its worker record (for dead-worker detection)."""
-        return list(self.trajectories.find({"worker": {"$ne": None}, "status": "RUNNING"},
+        return list(self.trajectories.find({"worker": {"$ne": None}, "status": TrajectoryStatus.RUNNING.value},
                                            {"worker": 1, "status": 1}))
 
     def add_engine_time(self, trajectory_id: str, wall_time_s: float) -> None:
@@ -193,7 +195,7 @@ class TrajectoryStore:
 
     def engine_wall_time(self, query: dict[str, Any] | None = None) -> float:
         """Sum of stored engine wall times of evaluation frames (benchmarks)."""
-        q = {"kind": {"$in": ["evaluation", "midpoint_evaluation"]}, **(query or {})}
+        q = {"kind": {"$in": sorted(str(k) for k in EVALUATION_KINDS)}, **(query or {})}
         return float(sum(d.get("wall_time_s") or 0.0 for d in self.frames.find(q, {"wall_time_s": 1})))
 
     def delete_all(self) -> None:
@@ -211,8 +213,10 @@ class TrajectoryStore:
     ) -> bool:
         """Insert-or-verify one frame. Returns True if written now, False if an identical frame was
         already stored. Raises :class:`FrameConflictError` for different stored data."""
-        if kind not in FRAME_KINDS:
-            raise StoreError(f"frame kind must be one of {FRAME_KINDS}, got {kind!r}")
+        try:
+            kind = FrameKind(kind).value
+        except ValueError:
+            raise StoreError(f"frame kind must be one of {[k.value for k in FrameKind]}, got {kind!r}") from None
         key = {"trajectory": trajectory_id, "step": int(step), "kind": kind}
         doc = {**key, "data": data, **extra, "written_on": _now()}
         self.check_size(doc, f"frame {kind} of step {step} of trajectory {trajectory_id}")
@@ -264,16 +268,12 @@ class TrajectoryStore:
     # ------------------------------------------------------------------ FireWorks' view (read only)
     def firework_states(self, trajectory_id: str | None = None) -> dict[str, dict[str, int]]:
         """{trajectory: {Firework state: count}} from the LaunchPad's ``fireworks`` collection."""
-        match: dict[str, Any] = {"spec.sld.trajectory": {"$exists": True}}
-        if trajectory_id is not None:
-            match = {"spec.sld.trajectory": trajectory_id}
         out: dict[str, dict[str, int]] = {}
-        for fw in self.db["fireworks"].find(match, {"spec.sld.trajectory": 1, "state": 1}):
-            tid = fw["spec"]["sld"]["trajectory"]
+        for fw in self.db["fireworks"].find(FwSpec.query(trajectory_id), FwSpec.projection()):
+            tid = FwSpec.trajectory_of(fw)
             out.setdefault(tid, {})
             out[tid][fw["state"]] = out[tid].get(fw["state"], 0) + 1
         return out
 
     def trajectory_of_firework(self, fw_id: int) -> str | None:
-        fw = self.db["fireworks"].find_one({"fw_id": fw_id}, {"spec.sld.trajectory": 1})
-        return (((fw or {}).get("spec") or {}).get("sld") or {}).get("trajectory")
+        return FwSpec.trajectory_of(self.db["fireworks"].find_one({"fw_id": fw_id}, {FwSpec.TRAJECTORY: 1}))

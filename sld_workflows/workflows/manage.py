@@ -19,12 +19,20 @@ from sld_workflows.errors import SLDError, SpecError
 from sld_workflows.run.output import package_versions
 from sld_workflows.state import SLDState
 from sld_workflows.store.connection import Session
+from sld_workflows.store.keys import (
+    ACTIVE_FIREWORK_STATES,
+    QUEUED_FIREWORK_STATES,
+    FireworkState,
+    FrameKind,
+    FwSpec,
+    TrajectoryStatus,
+)
 from sld_workflows.store.trajectories import new_trajectory_id
 from sld_workflows.workflows.phases import EngineRequest, Frames, engine_for, settings_for
 from sld_workflows.workflows.tasks import trajectory_workflow
 
 LAYOUTS = ("merged", "split")
-ACTIVE_STATES = ["READY", "WAITING", "RESERVED", "RUNNING", "PAUSED"]
+ACTIVE_STATES = [str(s) for s in ACTIVE_FIREWORK_STATES]
 
 
 @dataclasses.dataclass
@@ -124,19 +132,19 @@ def _provenance(engine: Any, engine_dict: dict[str, Any], dynamics: DynamicsSett
 
 
 def _first_request(doc: dict[str, Any]) -> EngineRequest:
-    return EngineRequest(doc["_id"], int(doc["steps_done"]), "state")
+    return EngineRequest(doc["_id"], int(doc["steps_done"]), FrameKind.STATE)
 
 
 def _add_workflow(session: Session, doc: dict[str, Any]) -> int:
     request = None
     if doc.get("layout") == "split":
-        has_eval = Frames(session.store, doc["_id"]).get(doc["steps_done"], "evaluation") is not None
+        has_eval = Frames(session.store, doc["_id"]).get(doc["steps_done"], FrameKind.EVALUATION) is not None
         request = None if not has_eval else _split_resume_request(session, doc)
         request = request or _first_request(doc)
     wf = trajectory_workflow(doc, request)
     old_new = session.lpad.add_wf(wf)
     fw_id = min(old_new.values())
-    session.store.update_trajectory(doc["_id"], status="READY", root_fw_id=fw_id, worker=None)
+    session.store.update_trajectory(doc["_id"], status=TrajectoryStatus.READY.value, root_fw_id=fw_id, worker=None)
     return fw_id
 
 
@@ -182,7 +190,7 @@ def submit(
     session.initialize_launchpad()
     tid = session.store.create_trajectory(doc)
     try:
-        Frames(session.store, tid).put(start, "state", inp.initial_state)
+        Frames(session.store, tid).put(start, FrameKind.STATE, inp.initial_state)
         _add_workflow(session, session.store.get_trajectory(tid))
     except BaseException:
         session.store.delete_trajectory(tid)
@@ -191,7 +199,7 @@ def submit(
 
 
 def active_fw_ids(session: Session, trajectory: str) -> list[int]:
-    return session.lpad.get_fw_ids({"spec.sld.trajectory": trajectory, "state": {"$in": ACTIVE_STATES}})
+    return session.lpad.get_fw_ids(FwSpec.query(trajectory, ACTIVE_FIREWORK_STATES))
 
 
 def _require_idle(session: Session, trajectory: str, what: str) -> None:
@@ -208,7 +216,7 @@ def resume(session: Session, trajectory: str) -> int | None:
     doc = session.store.get_trajectory(trajectory)
     _require_idle(session, trajectory, "resume")
     if doc["steps_done"] >= doc["steps_requested"] and Frames(session.store, trajectory).get(
-        doc["steps_done"], "evaluation"
+        doc["steps_done"], FrameKind.EVALUATION
     ) is not None:
         return None
     return _add_workflow(session, doc)
@@ -221,7 +229,7 @@ def extend(session: Session, trajectory: str, steps: int) -> int:
     doc = session.store.get_trajectory(trajectory)
     _require_idle(session, trajectory, "extend")
     new_target = int(doc["steps_requested"]) + steps
-    session.store.update_trajectory(trajectory, steps_requested=new_target, status="READY")
+    session.store.update_trajectory(trajectory, steps_requested=new_target, status=TrajectoryStatus.READY.value)
     doc = session.store.get_trajectory(trajectory)
     return _add_workflow(session, doc)
 
@@ -239,13 +247,13 @@ def restart(
     if isinstance(from_step, bool) or not isinstance(from_step, int):
         raise SLDError(f"--from-step must be an integer, got {from_step!r}")
     frames = Frames(session.store, trajectory)
-    state = frames.get(from_step, "state")
+    state = frames.get(from_step, FrameKind.STATE)
     if state is None:
         raise SLDError(
             f"trajectory {trajectory} has no stored state at step {from_step} "
             f"(stored steps: {parent.get('start_step', 0)}..{parent['steps_done']})"
         )
-    evaluation = frames.get(from_step, "evaluation")
+    evaluation = frames.get(from_step, FrameKind.EVALUATION)
     if steps is None:
         steps = max(int(parent["steps_requested"]) - from_step, 1)
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
@@ -262,17 +270,17 @@ def restart(
         _id=new_trajectory_id(), name=name or f"{parent.get('name', 'trajectory')}-from{from_step}",
         parent={"trajectory": trajectory, "step": from_step}, branch_step=from_step,
         dynamics=dynamics.as_dict(), start_step=from_step, steps_requested=from_step + steps,
-        steps_done=from_step, status="READY", engine_wall_time_s=0.0,
+        steps_done=from_step, status=TrajectoryStatus.READY.value, engine_wall_time_s=0.0,
         last_energy_ev=None if evaluation is None else evaluation.energy_ev,
     )
     doc["provenance"] = {**parent.get("provenance", {}), "seed": dynamics.seed, "versions": _versions()}
     session.initialize_launchpad()
     tid = session.store.create_trajectory(doc)
     new_frames = Frames(session.store, tid)
-    new_frames.put(from_step, "state", state)
+    new_frames.put(from_step, FrameKind.STATE, state)
     if evaluation is not None:
-        src = session.store.get_frame(trajectory, from_step, "evaluation")
-        session.store.put_frame(tid, from_step, "evaluation", src["data"], energy_ev=src.get("energy_ev"),
+        src = session.store.get_frame(trajectory, from_step, FrameKind.EVALUATION)
+        session.store.put_frame(tid, from_step, FrameKind.EVALUATION, src["data"], energy_ev=src.get("energy_ev"),
                                 info=src.get("info"), launch_dir=src.get("launch_dir"),
                                 copied_from=trajectory)
     _add_workflow(session, session.store.get_trajectory(tid))
@@ -311,8 +319,7 @@ def recover(session: Session, expiration_secs: float | None = None) -> dict[str,
     from fireworks.fw_config import RUN_EXPIRATION_SECS
 
     lpad = session.lpad
-    sld_query = {"spec.sld": {"$exists": True}, "state": "RUNNING"}
-    running = lpad.get_fw_ids(sld_query)
+    running = lpad.get_fw_ids(FwSpec.query(states=FireworkState.RUNNING))
     dead: list[int] = []
     if session.embedded:
         dead = list(running)
@@ -320,20 +327,20 @@ def recover(session: Session, expiration_secs: float | None = None) -> dict[str,
         for doc in session.store.running_with_worker():
             worker = doc.get("worker") or {}
             if _pid_dead(worker):
-                dead += lpad.get_fw_ids({"spec.sld.trajectory": doc["_id"], "state": "RUNNING"})
+                dead += lpad.get_fw_ids(FwSpec.query(doc["_id"], FireworkState.RUNNING))
     rerun: list[int] = []
     if dead:
         _, lost, _ = lpad.detect_lostruns(expiration_secs=0, rerun=True, query={"fw_id": {"$in": dead}})
         rerun += lost
     expiration = RUN_EXPIRATION_SECS if expiration_secs is None else expiration_secs
     _, lost, inconsistent = lpad.detect_lostruns(
-        expiration_secs=expiration, rerun=True, refresh=True, query={"spec.sld": {"$exists": True}}
+        expiration_secs=expiration, rerun=True, refresh=True, query=FwSpec.query()
     )
     rerun += [f for f in lost if f not in rerun]
     for fw_id in rerun:
         tid = session.store.trajectory_of_firework(fw_id)
         if tid:
-            session.store.update_trajectory(tid, status="READY", worker=None)
+            session.store.update_trajectory(tid, status=TrajectoryStatus.READY.value, worker=None)
     return {"rerun": sorted(rerun), "inconsistent": sorted(inconsistent), "running_checked": sorted(running)}
 
 
@@ -341,13 +348,13 @@ def recover(session: Session, expiration_secs: float | None = None) -> dict[str,
 def _display_status(doc: dict[str, Any], states: dict[str, int]) -> str:
     """COMPLETED, RUNNING (a Firework runs), QUEUED (waiting for a worker), FAILED (a step fizzled and
     nothing is queued: `sld resume`), STOPPED (no Firework left, e.g. workflow deleted: `sld resume`)."""
-    if doc.get("status") == "COMPLETED" and doc.get("steps_done", 0) >= doc.get("steps_requested", 0):
+    if doc.get("status") == TrajectoryStatus.COMPLETED and doc.get("steps_done", 0) >= doc.get("steps_requested", 0):
         return "COMPLETED"
-    if states.get("RUNNING"):
+    if states.get(FireworkState.RUNNING):
         return "RUNNING"
-    if any(states.get(s) for s in ("READY", "WAITING", "RESERVED", "PAUSED")):
+    if any(states.get(s) for s in QUEUED_FIREWORK_STATES):
         return "QUEUED"
-    return "FAILED" if states.get("FIZZLED") else "STOPPED"
+    return "FAILED" if states.get(FireworkState.FIZZLED) else "STOPPED"
 
 
 def status_rows(session: Session, trajectory: str | None = None) -> list[dict[str, Any]]:

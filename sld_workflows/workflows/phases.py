@@ -30,10 +30,12 @@ from sld_workflows.evaluation import Evaluation
 from sld_workflows.jsonable import jsonable
 from sld_workflows.state import SLDState
 from sld_workflows.store.connection import in_engine_call
+from sld_workflows.store.keys import FrameKind
 from sld_workflows.store.trajectories import StoreError, TrajectoryStore
 
 #: Which frame an engine evaluation of an input frame produces (same step).
-OUTPUT_KIND = {"state": "evaluation", "provisional_state": "evaluation", "midpoint_state": "midpoint_evaluation"}
+OUTPUT_KIND = {FrameKind.STATE: FrameKind.EVALUATION, FrameKind.PROVISIONAL_STATE: FrameKind.EVALUATION,
+               FrameKind.MIDPOINT_STATE: FrameKind.MIDPOINT_EVALUATION}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,7 +48,7 @@ class EngineRequest:
 
     @property
     def output_kind(self) -> str:
-        return OUTPUT_KIND[self.input_kind]
+        return OUTPUT_KIND[FrameKind(self.input_kind)].value
 
 
 # ------------------------------------------------------------------------------------ process caches
@@ -157,7 +159,7 @@ class Frames:
 
 
 def decode_frame(doc: dict[str, Any]) -> SLDState | Evaluation:
-    if doc["kind"].endswith("evaluation"):
+    if FrameKind(doc["kind"]).is_evaluation:
         return Evaluation.from_dict({**doc["data"], "info": doc.get("info") or {}})
     return SLDState.from_dict(doc["data"])
 

@@ -27,6 +27,7 @@ from fireworks import FiretaskBase, Firework, FWAction, Workflow, explicit_seria
 
 from sld_workflows.errors import SLDError
 from sld_workflows.store.connection import flush_if_due, guard_launchpad, in_task
+from sld_workflows.store.keys import FwSpec
 from sld_workflows.store.trajectories import TrajectoryStore
 from sld_workflows.workflows.phases import EngineRequest, Frames, evaluate_request, integrate
 
@@ -63,7 +64,10 @@ def _finish(store: TrajectoryStore, trajectory: str) -> None:
 class SLDStepTask(FiretaskBase):
     """Merged layout: one whole SLD step (integrator + in-process engine) per Firework."""
 
-    required_params = ["trajectory", "step"]
+    required_params = ["trajectory"]
+    #: ``step`` is not read (the step comes from the stored ``steps_done``); Fireworks stored before
+    #: it was dropped still carry it, so it stays accepted
+    optional_params = ["step"]
 
     def run_task(self, fw_spec: dict[str, Any]) -> FWAction:
         with in_task():
@@ -141,7 +145,7 @@ class SLDIntegratorTask(FiretaskBase):
 def _base_spec(doc: dict[str, Any], step: int, kind: str, engine: bool) -> dict[str, Any]:
     spec: dict[str, Any] = {
         "_add_launchpad_and_fw_id": True,
-        "sld": {"trajectory": doc["_id"], "step": int(step), "kind": kind},
+        FwSpec.KEY: FwSpec.make(doc["_id"], step, kind),
     }
     options = doc.get("fireworks") or {}
     category = (options.get("engine_category") or options.get("category")) if engine else options.get("category")
@@ -159,7 +163,7 @@ def _fw_name(doc: dict[str, Any], step: int, what: str) -> str:
 def step_firework(doc: dict[str, Any], step: int) -> Firework:
     """Merged layout: the Firework that advances ``doc`` from ``step`` to ``step + 1``."""
     return Firework(
-        SLDStepTask(trajectory=doc["_id"], step=int(step)),
+        SLDStepTask(trajectory=doc["_id"]),
         spec=_base_spec(doc, step, "step", engine=True),
         name=_fw_name(doc, step, "step"),
     )
