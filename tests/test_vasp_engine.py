@@ -205,12 +205,12 @@ def test_faults_are_corrected_and_trajectory_completes(fake_vasp_env, monkeypatc
     assert dpos <= budget and dspin <= budget  # corrected runs print the same physics
     corr = {k: got[k][1].info["corrections"] for k in range(6)}
     assert corr[0] == []
-    assert [c["handler"] for c in corr[1]] == ["VaspErrorHandler"] and "brmix" in corr[1][0]["errors"]
-    assert corr[2][0]["handler"] == "UnconvergedErrorHandler"
+    assert [c["handler"] for c in corr[1]] == ["GuardedVaspErrorHandler"] and "brmix" in corr[1][0]["errors"]
+    assert corr[2][0]["handler"] == "GuardedUnconvergedErrorHandler"
     assert corr[2][0]["actions"][0]["action"]["_set"]["ALGO"] == "All"
     assert corr[3][0]["handler"] == "StaticFrozenJobHandler" and corr[3][0]["errors"] == ["Frozen job"]
-    assert corr[4][0]["handler"] == "VaspErrorHandler" and "edddav" in corr[4][0]["errors"]
-    assert corr[5][0]["handler"] == "StdErrHandler" and corr[5][0]["errors"] == ["out_of_memory"]
+    assert corr[4][0]["handler"] == "GuardedVaspErrorHandler" and "edddav" in corr[4][0]["errors"]
+    assert corr[5][0]["handler"] == "GuardedStdErrHandler" and corr[5][0]["errors"] == ["out_of_memory"]
     assert corr[5][0]["actions"][0]["action"]["_set"] == {"KPAR": 1}
     # BRMIX's first fix keeps the chain; EDDDAV's fix deletes CHGCAR: recorded, never silent
     assert got[1][1].info["restart_chain"]["intact"]

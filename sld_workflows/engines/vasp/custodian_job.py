@@ -15,7 +15,6 @@ from typing import Any
 
 from custodian import Custodian
 from custodian.custodian import CustodianError
-from custodian.vasp.handlers import StdErrHandler, UnconvergedErrorHandler, VaspErrorHandler
 from custodian.vasp.jobs import VaspJob
 
 from sld_workflows.engines.vasp.handlers import (
@@ -23,6 +22,9 @@ from sld_workflows.engines.vasp.handlers import (
     DEFAULT_MAX_LAMBDA,
     ConstraintBlockValidator,
     ConstraintDeviationHandler,
+    GuardedStdErrHandler,
+    GuardedUnconvergedErrorHandler,
+    GuardedVaspErrorHandler,
     StaticFrozenJobHandler,
 )
 from sld_workflows.errors import SLDError
@@ -61,10 +63,10 @@ class CustodianSettings:
 
 def make_handlers(settings: CustodianSettings) -> list:
     return [
-        VaspErrorHandler(),
-        StdErrHandler(),
+        GuardedVaspErrorHandler(),
+        GuardedStdErrHandler(),
         StaticFrozenJobHandler(timeout=settings.frozen_timeout_s),
-        UnconvergedErrorHandler(),
+        GuardedUnconvergedErrorHandler(),
         ConstraintDeviationHandler(max_angle_deg=settings.max_angle_deg, max_lambda=settings.max_lambda),
     ]
 

@@ -32,7 +32,15 @@ Our own (why: nothing upstream knows the constraint output):
   convention. The penalty identity E_p = Σ|P|²/λ (modes 1/2) is checked too, loosely
   (``identity_rel_tol`` = 5 %: real VASP output satisfies it only to ~1e-3, 1.4e-3 in the wiki's
   example); a violation beyond that means the OSZICAR is inconsistent (mixed or tampered files) and
-  is not correctable.
+  is not correctable. It stays silent while the SCF is unconverged (NELM reached): the deviation of an
+  unconverged density means nothing, and raising LAMBDA together with the mixing change of
+  ``UnconvergedErrorHandler`` would change two things at once.
+- :class:`PhysicsPreservingMixin` on every Custodian handler that edits inputs: a correction that would
+  change the physics of the trajectory (KPOINTS, ENCUT, smearing, PREC, LREAL, symmetry, +U, the
+  constraint tags, ...) is undone and reported as unrecoverable, so the step fails with that reason
+  instead of being accepted with different physics (Custodian's BRMIX ladder turns Γ 4×4×4 into
+  Monkhorst 4×4×4 and then Γ 5×5×5). LAMBDA may change (:class:`ConstraintDeviationHandler`); the
+  engine records it.
 """
 
 from __future__ import annotations
@@ -42,10 +50,10 @@ from pathlib import Path
 
 import numpy as np
 from custodian.custodian import ErrorHandler, Validator
-from custodian.vasp.handlers import FrozenJobErrorHandler
-from pymatgen.io.vasp.inputs import Incar
+from custodian.vasp.handlers import FrozenJobErrorHandler, StdErrHandler, UnconvergedErrorHandler, VaspErrorHandler
+from pymatgen.io.vasp.inputs import Incar, Kpoints
 
-from sld_workflows.engines.vasp.conventions import constrained_mask
+from sld_workflows.engines.vasp.conventions import VASP_DEFAULTS, constrained_mask
 from sld_workflows.engines.vasp.parsers import (
     OszicarParseError,
     parse_constrained_oszicar,
@@ -107,6 +115,8 @@ class ConstraintDeviationHandler(ErrorHandler):
                                              constrained=constrained_mask_from_incar(directory)).final
         except (OszicarParseError, OSError, ValueError):
             return False  # incomplete output: the validator reports it
+        if step.n_scf >= int(incar.get("NELM", VASP_DEFAULTS["NELM"])):
+            return False  # SCF not converged: UnconvergedErrorHandler acts first, alone
         e_p, s = penalty_identity(step)
         if abs(e_p - s) > penalty_identity_tolerance(step, rel=self.identity_rel_tol):
             self.problem = f"penalty identity violated: E_p={e_p:.5e} but sum|P|^2/lambda={s:.5e}"
@@ -161,3 +171,64 @@ class StaticFrozenJobHandler(FrozenJobErrorHandler):
                     "action": {"_file_move": {"dest": f"{self.output_filename}.frozen-{self.retries}"}}}]
         VaspModder(directory=directory).apply_actions(actions)
         return {"errors": ["Frozen job"], "actions": actions}
+
+
+# ------------------------------------------------------------------ corrections that keep the physics
+#: INCAR tags that define the physics of every step of a trajectory (basis, smearing, Hamiltonian,
+#: constraint); a correction may change mixing, algorithm, parallelisation or LAMBDA, not these.
+PHYSICS_TAGS = (
+    "ENCUT", "PREC", "LREAL", "ISMEAR", "SIGMA", "ISYM", "GGA", "METAGGA", "LASPH", "LSORBIT", "GGA_COMPAT",
+    "LNONCOLLINEAR", "LDAU", "LDAUTYPE", "LDAUL", "LDAUU", "LDAUJ", "I_CONSTRAINED_M", "M_CONSTR", "RWIGS",
+    "SAXIS", "NELECT",
+)
+
+
+def physics_snapshot(directory: str | Path) -> dict:
+    """The physics-defining part of a run's inputs: the :data:`PHYSICS_TAGS` of INCAR and KPOINTS'
+    style, mesh and shift."""
+    directory = Path(directory)
+    incar = Incar.from_file(directory / "INCAR")
+    snap: dict = {f"INCAR.{tag}": incar.get(tag) for tag in PHYSICS_TAGS}
+    if (directory / "KPOINTS").is_file():
+        kp = Kpoints.from_file(directory / "KPOINTS")
+        snap["KPOINTS"] = f"{kp.style.name} {' x '.join(map(str, kp.kpts[0]))} shift {tuple(kp.kpts_shift)}"
+    return snap
+
+
+def physics_changes(before: dict, after: dict) -> list[str]:
+    """Human-readable list of what differs between two :func:`physics_snapshot` results."""
+    return [f"{key} {before.get(key)!r} -> {after.get(key)!r}" for key in sorted(set(before) | set(after))
+            if before.get(key) != after.get(key)]
+
+
+class PhysicsPreservingMixin:
+    """For a Custodian handler: run its correction, and if it changed a physics-defining input, put
+    INCAR and KPOINTS back and report the error as unrecoverable (``actions: None``), naming what the
+    correction would have changed."""
+
+    def correct(self, directory: str = "./") -> dict:
+        directory = Path(directory)
+        saved = {name: (directory / name).read_bytes() for name in ("INCAR", "KPOINTS") if (directory / name).is_file()}
+        before = physics_snapshot(directory)
+        result = super().correct(directory=str(directory))
+        changed = physics_changes(before, physics_snapshot(directory))
+        if not changed:
+            return result
+        for name, content in saved.items():
+            (directory / name).write_bytes(content)
+        errors = [str(e) for e in result.get("errors", [])]
+        return {"errors": [*errors, "correction refused: it would change the physics of the trajectory ("
+                           + "; ".join(changed) + ")"], "actions": None}
+
+
+class GuardedVaspErrorHandler(PhysicsPreservingMixin, VaspErrorHandler):
+    """Custodian's ``VaspErrorHandler`` whose corrections may not change the physics."""
+
+
+class GuardedUnconvergedErrorHandler(PhysicsPreservingMixin, UnconvergedErrorHandler):
+    """Custodian's ``UnconvergedErrorHandler`` whose corrections may not change the physics."""
+
+
+class GuardedStdErrHandler(PhysicsPreservingMixin, StdErrHandler):
+    """Custodian's ``StdErrHandler`` whose corrections may not change the physics (its k-point
+    transformation fix changes KPOINTS)."""
