@@ -308,13 +308,32 @@ def _pid_dead(worker: Mapping[str, Any]) -> bool:
     return proc.create_time() > float(worker.get("since", 0)) + 1.0 or proc.status() == psutil.STATUS_ZOMBIE
 
 
+def running_workers(session: Session, fw_ids: list[int]) -> dict[int, dict[str, Any]]:
+    """Who runs each RUNNING Firework: the ``sld_worker`` identity its launch recorded at checkout
+    (``sld worker``), else the worker our task recorded on the trajectory (plain ``rlaunch``)."""
+    out: dict[int, dict[str, Any]] = {}
+    for launch in session.lpad.launches.find({"fw_id": {"$in": list(fw_ids)}, "state": "RUNNING"},
+                                             {"fw_id": 1, "launch_id": 1, "fworker.env.sld_worker": 1, "host": 1}):
+        identity = (((launch.get("fworker") or {}).get("env") or {}).get("sld_worker"))
+        previous = out.get(launch["fw_id"])
+        if identity and (previous is None or previous.get("launch_id", -1) < launch["launch_id"]):
+            out[launch["fw_id"]] = {**identity, "launch_id": launch["launch_id"]}
+    for doc in session.store.running_with_worker():
+        worker = doc.get("worker") or {}
+        if worker.get("fw_id") in fw_ids and worker["fw_id"] not in out:
+            out[worker["fw_id"]] = worker
+    return out
+
+
 def recover(session: Session, expiration_secs: float | None = None) -> dict[str, list[int]]:
     """Rerun lost SLD Fireworks with FireWorks' ``detect_lostruns``.
 
     Lost = RUNNING and (a) on the embedded store: always (this process holds the store's lock, so
-    no live worker can be running them); (b) its worker (host, pid recorded by our tasks) is dead on
-    this host; (c) no heartbeat for ``expiration_secs`` (default FireWorks' RUN_EXPIRATION_SECS).
-    Also refreshes inconsistent Fireworks (RUNNING with a finished launch).
+    no live worker can be running them); (b) its worker (host, pid recorded at checkout by ``sld
+    worker``, or by our task) is gone from this host — whether it died before or after our task
+    claimed the step; (c) no heartbeat for ``expiration_secs`` (default FireWorks' RUN_EXPIRATION_SECS:
+    workers on other hosts, plain ``rlaunch`` killed before our task ran). Also refreshes inconsistent
+    Fireworks (RUNNING with a finished launch).
     """
     from fireworks.fw_config import RUN_EXPIRATION_SECS
 
@@ -324,13 +343,12 @@ def recover(session: Session, expiration_secs: float | None = None) -> dict[str,
     if session.embedded:
         dead = list(running)
     else:
-        for doc in session.store.running_with_worker():
-            worker = doc.get("worker") or {}
+        for fw_id, worker in running_workers(session, running).items():
             if _pid_dead(worker):
-                dead += lpad.get_fw_ids(FwSpec.query(doc["_id"], FireworkState.RUNNING))
+                dead.append(fw_id)
     rerun: list[int] = []
     if dead:
-        _, lost, _ = lpad.detect_lostruns(expiration_secs=0, rerun=True, query={"fw_id": {"$in": dead}})
+        _, lost, _ = lpad.detect_lostruns(expiration_secs=0, rerun=True, query={"fw_id": {"$in": sorted(dead)}})
         rerun += lost
     expiration = RUN_EXPIRATION_SECS if expiration_secs is None else expiration_secs
     _, lost, inconsistent = lpad.detect_lostruns(
