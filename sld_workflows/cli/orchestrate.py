@@ -186,7 +186,9 @@ def _fmt(value: Any, fmt: str) -> str:
 
 def cmd_status(args: argparse.Namespace) -> int:
     try:
-        return _status(args)
+        code = _status(args)
+        sys.stdout.flush()  # inside the try: a reader gone early shows here, not at interpreter exit
+        return code
     except BrokenPipeError:  # `sld status | head`: the reader left; not an error of ours
         import os
 

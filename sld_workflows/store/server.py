@@ -141,7 +141,7 @@ class LocalServer:
         try:
             raw = json.loads(self.record_path.read_text())
             return ServerRecord(**raw)
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
             return None
         except (ValueError, TypeError) as exc:
             raise ServerError(f"server record {self.record_path} is damaged ({exc}); "

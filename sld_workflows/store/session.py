@@ -96,7 +96,7 @@ def read_project(directory: Path) -> dict[str, Any] | None:
     path = directory / PROJECT_FILENAME
     try:
         raw = json.loads(path.read_text())
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         return None
     except ValueError as exc:
         raise StoreError(f"project file {path} is damaged ({exc}); it says which backend the project uses "
