@@ -39,6 +39,8 @@ def register(subparsers: Any) -> None:
     p = subparsers.add_parser("worker", help="run Fireworks locally (FireWorks rapidfire)")
     p.add_argument("-n", "--nworkers", type=int, default=1, help="run N worker processes at once (server backends)")
     p.add_argument("--nlaunches", type=int, default=0, help="stop after N Fireworks (0: until none is left)")
+    p.add_argument("--forever", action="store_true",
+                   help="keep polling an empty queue instead of exiting (services, e.g. docker compose)")
     p.add_argument("--launch-dir", help="where launcher_* directories go (default: PROJECT/launches, or cwd)")
     p.add_argument("-w", "--fworker", metavar="FWORKER_YAML", help="FireWorks fworker file (category, query)")
     p.add_argument("--sleep", type=int, default=1, help="seconds between polls when nothing is ready")
@@ -130,7 +132,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
                   "run `sld recover` to rerun them", file=sys.stderr)
         cwd = os.getcwd()
         try:
-            rapidfire(session.lpad, fworker, m_dir=os.path.abspath(launch_dir), nlaunches=args.nlaunches,
+            nlaunches = -1 if args.forever else args.nlaunches  # FireWorks: -1 = never stop
+            rapidfire(session.lpad, fworker, m_dir=os.path.abspath(launch_dir), nlaunches=nlaunches,
                       sleep_time=max(args.sleep, 1), timeout=args.timeout, strm_lvl="ERROR")
         finally:
             os.chdir(cwd)
@@ -153,7 +156,7 @@ def _run_workers(args: argparse.Namespace, session: Any, launch_dir: str) -> int
     import subprocess
 
     cmd = [sys.executable, "-m", "sld_workflows.cli.main", "worker", "--launch-dir", launch_dir,
-           "--nlaunches", str(args.nlaunches), "--sleep", str(args.sleep)]
+           "--nlaunches", str(args.nlaunches), "--sleep", str(args.sleep)] + (["--forever"] if args.forever else [])
     if args.launchpad:
         cmd += ["-l", str(args.launchpad)]
     elif session.project is not None:

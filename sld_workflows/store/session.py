@@ -185,9 +185,35 @@ def _open_real(launchpad_file: str | os.PathLike, strm_lvl: str) -> Any:
         raise StoreError(f"launchpad file {path} is not valid YAML/JSON: {exc}") from None
     if not isinstance(creds, dict) or "host" not in creds and not creds.get("uri_mode"):
         raise StoreError(f"launchpad file {path} must be a mapping with at least 'host' (FireWorks format)")
+    creds = _expand_env(creds)
+    missing = sorted({v for v in _strings(creds) if "${" in v})
+    if missing:
+        raise StoreError(f"launchpad file {path}: environment variable(s) in {missing} are not set")
     creds["strm_lvl"] = creds.get("strm_lvl") or strm_lvl
     where = creds.get("host") if creds.get("uri_mode") else f"{creds.get('host')}:{creds.get('port', 27017)}"
     return _launchpad_from_creds(creds, where, f"launchpad file {path}")
+
+
+def _expand_env(value: Any) -> Any:
+    """``${VAR}`` in the string values of a launchpad file, from the environment (compose secrets)."""
+    if isinstance(value, str):
+        return os.path.expandvars(value)
+    if isinstance(value, dict):
+        return {k: _expand_env(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_expand_env(v) for v in value]
+    return value
+
+
+def _strings(value: Any) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for v in value.values():
+            yield from _strings(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from _strings(v)
 
 
 def local_launchpad_creds(host: str, port: int) -> dict[str, Any]:

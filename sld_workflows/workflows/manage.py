@@ -325,6 +325,38 @@ def running_workers(session: Session, fw_ids: list[int]) -> dict[int, dict[str, 
     return out
 
 
+def release_dead_workflow_locks(session: Session, dead: list[int], wait_s: float = 2.0) -> list[int]:
+    """Unlock SLD workflows whose lock was left by a killed worker.
+
+    FireWorks locks a workflow document (``locked: true``) for the few milliseconds of a checkout or
+    a completion; a worker killed inside that window leaves it locked, and every later update waits
+    ``WFLOCK_EXPIRATION_SECS`` (300 s) and then fails or breaks it. A lock seen twice ``wait_s``
+    apart whose workflow has no RUNNING Firework of a live worker is such a leftover. Returns the
+    fw_ids (one per workflow) whose workflow was unlocked.
+    """
+    import time
+
+    wfs = session.lpad.workflows
+
+    def locked() -> dict[Any, list[int]]:
+        return {w["_id"]: w["nodes"] for w in wfs.find({"locked": True, "metadata.sld_trajectory": {"$exists": True}},
+                                                       {"nodes": 1})}
+
+    first = locked()
+    if not first:
+        return []
+    time.sleep(wait_s)
+    released = []
+    for wf_id, nodes in locked().items():
+        if wf_id not in first:
+            continue
+        running = session.lpad.get_fw_ids({"fw_id": {"$in": nodes}, "state": FireworkState.RUNNING.value})
+        if all(fw in dead for fw in running):
+            wfs.update_one({"_id": wf_id, "locked": True}, {"$unset": {"locked": 1}})
+            released.append(nodes[0])
+    return released
+
+
 def recover(session: Session, expiration_secs: float | None = None) -> dict[str, list[int]]:
     """Rerun lost SLD Fireworks with FireWorks' ``detect_lostruns``.
 
@@ -346,6 +378,7 @@ def recover(session: Session, expiration_secs: float | None = None) -> dict[str,
         for fw_id, worker in running_workers(session, running).items():
             if _pid_dead(worker):
                 dead.append(fw_id)
+    release_dead_workflow_locks(session, dead)
     rerun: list[int] = []
     if dead:
         _, lost, _ = lpad.detect_lostruns(expiration_secs=0, rerun=True, query={"fw_id": {"$in": sorted(dead)}})
