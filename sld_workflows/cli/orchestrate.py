@@ -105,7 +105,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from fireworks.core.fworker import FWorker
     from fireworks.core.rocket_launcher import rapidfire
 
-    from sld_workflows.store.fireworks_compat import make_fworker
+    from sld_workflows.store.fireworks_compat import make_fworker, stamp_checkouts
     from sld_workflows.store.keys import FireworkState, FwSpec
 
     if args.nlaunches < 0:
@@ -130,6 +130,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
         if stuck and session.embedded:  # nobody else can be running them: we hold the store's lock
             print(f"warning: {len(stuck)} SLD Firework(s) {stuck[:5]} are RUNNING from a worker that died; "
                   "run `sld recover` to rerun them", file=sys.stderr)
+        stamp_checkouts(session.lpad, fworker.env["sld_worker"])
         cwd = os.getcwd()
         try:
             nlaunches = -1 if args.forever else args.nlaunches  # FireWorks: -1 = never stop
@@ -264,7 +265,8 @@ def cmd_recover(args: argparse.Namespace) -> int:
         result = recover(session, args.expiration)
         print(f"rerun {len(result['rerun'])} lost Firework(s) {result['rerun']}; "
               f"refreshed {len(result['inconsistent'])} inconsistent; "
-              f"checked {len(result['running_checked'])} running")
+              f"checked {len(result['running_checked'])} running; "
+              f"continued {len(result['resumed'])} trajectory chain(s) cut by a kill")
     return 0
 
 

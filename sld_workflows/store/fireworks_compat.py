@@ -48,6 +48,34 @@ class CounterCollection:
         return {k: (v - incs[k] if k in incs else v) for k, v in after.items()}
 
 
+class ReservingCollection:
+    """Proxy of ``lpad.fireworks`` that stamps a checkout's RESERVED update with the worker's identity
+    (``sld_reserved_by``), so ``sld recover`` can tell a checkout cut by a kill (its pid gone) from
+    one in progress. FireWorks itself records nothing until the launch is stored."""
+
+    def __init__(self, collection: Any, identity: dict[str, Any]) -> None:
+        self._collection = collection
+        self._identity = identity
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._collection, name)
+
+    def __getitem__(self, name: str) -> Any:
+        return self._collection[name]
+
+    def find_one_and_update(self, filter: Any, update: Any, *args: Any, **kwargs: Any) -> Any:
+        sets = update.get("$set") if isinstance(update, dict) else None
+        if isinstance(sets, dict) and sets.get("state") == "RESERVED" and set(update) == {"$set"}:
+            update = {"$set": {**sets, "sld_reserved_by": self._identity}}
+        return self._collection.find_one_and_update(filter, update, *args, **kwargs)
+
+
+def stamp_checkouts(lpad: Any, identity: dict[str, Any]) -> Any:
+    if not isinstance(lpad.fireworks, ReservingCollection):
+        lpad.fireworks = ReservingCollection(lpad.fireworks, identity)
+    return lpad
+
+
 def ensure_fireworks_indexes(lpad: Any) -> None:
     lpad.fireworks.create_index([("state", 1), ("spec._category", 1), ("spec._priority", -1), ("created_on", 1)],
                                 name="sld_checkout")

@@ -392,7 +392,64 @@ def recover(session: Session, expiration_secs: float | None = None) -> dict[str,
         tid = session.store.trajectory_of_firework(fw_id)
         if tid:
             session.store.update_trajectory(tid, status=TrajectoryStatus.READY.value, worker=None)
-    return {"rerun": sorted(rerun), "inconsistent": sorted(inconsistent), "running_checked": sorted(running)}
+    rerun += [f for f in release_interrupted_checkouts(session) if f not in rerun]
+    resumed = resume_broken_chains(session)
+    return {"rerun": sorted(rerun), "inconsistent": sorted(inconsistent), "running_checked": sorted(running),
+            "resumed": resumed}
+
+
+def release_interrupted_checkouts(session: Session, older_than_s: float = 10.0) -> list[int]:
+    """Put back to READY the SLD Fireworks a killed worker left RESERVED.
+
+    FireWorks' checkout marks the Firework RESERVED, then stores the launch and marks it RUNNING, a
+    few milliseconds later; a worker killed in between leaves it RESERVED, which neither
+    ``detect_lostruns`` (RUNNING only) nor a later worker ever picks up, and ``sld worker`` then
+    waits for it for ever. A queue reservation (``qlaunch -r``) is RESERVED too, but has a RESERVED
+    launch; those are left alone.
+    """
+    import datetime
+
+    cutoff = datetime.datetime.now(datetime.UTC) - datetime.timedelta(seconds=older_than_s)
+    lpad = session.lpad
+    released = []
+    for fw in lpad.fireworks.find(FwSpec.query(states=FireworkState.RESERVED),
+                                  {"fw_id": 1, "updated_on": 1, "sld_reserved_by": 1}):
+        updated = fw.get("updated_on")
+        reserver = fw.get("sld_reserved_by")
+        if reserver and not _pid_dead(reserver) and reserver.get("host") == socket.gethostname():
+            continue  # its worker is alive here: a checkout in progress
+        if reserver and _pid_dead(reserver):
+            updated = None  # cut by a kill: release now
+        if isinstance(updated, datetime.datetime) and updated.tzinfo is None:
+            updated = updated.replace(tzinfo=datetime.UTC)
+        if isinstance(updated, datetime.datetime) and updated > cutoff:
+            continue  # maybe a checkout in progress right now
+        if lpad.launches.count_documents({"fw_id": fw["fw_id"], "state": "RESERVED"}, limit=1):
+            continue
+        lpad.rerun_fw(fw["fw_id"])
+        released.append(fw["fw_id"])
+    return released
+
+
+def resume_broken_chains(session: Session) -> list[str]:
+    """Continue trajectories whose chain ended early: unfinished, no active Firework, workflow not
+    locked. That is a worker killed inside FireWorks' completion of a step (the Firework is COMPLETED,
+    its successor never stored). A locked workflow may be a live worker completing a step right now,
+    so it is left alone (a lock left by a dead worker was released above)."""
+    resumed = []
+    active = session.store.firework_states()
+    for doc in session.store.find_trajectories():
+        unfinished = doc.get("status") != TrajectoryStatus.COMPLETED or doc["steps_done"] < doc["steps_requested"]
+        states = active.get(doc["_id"], {})
+        if not unfinished or any(states.get(s) for s in ACTIVE_FIREWORK_STATES):
+            continue
+        if not states or states.get(FireworkState.FIZZLED):
+            continue  # deleted workflow, or a failed step: the user decides (`sld resume`)
+        if session.lpad.workflows.count_documents({"metadata.sld_trajectory": doc["_id"], "locked": True}):
+            continue
+        if resume(session, doc["_id"]) is not None:
+            resumed.append(doc["_id"])
+    return resumed
 
 
 # ------------------------------------------------------------------------------------ status
