@@ -112,8 +112,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
         raise ValueError(f"--nlaunches must be >= 0, got {args.nlaunches}")
     if args.nworkers < 1:
         raise ValueError(f"-n must be >= 1, got {args.nworkers}")
-    fworker = make_fworker(FWorker.from_file(args.fworker) if args.fworker else None)
     with _session(args) as session:
+        fworker = make_fworker(FWorker.from_file(args.fworker) if args.fworker else None, lpad=session.lpad)
         if args.launch_dir:
             launch_dir = args.launch_dir
         elif session.project is not None:
