@@ -167,16 +167,19 @@ def test_workers_killed_every_few_steps_still_make_progress(project, tmp_path):
     done = _steps_done(project)
     for _ in range(4):
         target = done + rng.randint(2, 8)
+        log = open(tmp_path / "worker.log", "w")  # noqa: SIM115 - closed below
         worker = subprocess.Popen([sys.executable, "-m", "sld_workflows.cli.main", "worker", "--project",
-                                   str(project)], cwd=tmp_path, env=_env(), stdout=subprocess.DEVNULL,
-                                  stderr=subprocess.DEVNULL)
+                                   str(project)], cwd=tmp_path, env=_env(), stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 120
         while _steps_done(project) < target and worker.poll() is None and time.monotonic() < deadline:
             time.sleep(0.05)
+        exited_alone = worker.poll()
         worker.kill()
         worker.wait()
+        log.close()
         now = _steps_done(project)
-        assert now >= target > done  # what the store showed before the kill is kept
+        # what the store showed before the kill is kept (the log says why if the worker stopped early)
+        assert now >= target > done, (exited_alone, (tmp_path / "worker.log").read_text()[-1500:])
         done = now
         sld("recover", "--project", str(project), cwd=tmp_path)
     sld("worker", "--project", str(project), cwd=tmp_path)
