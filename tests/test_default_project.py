@@ -154,8 +154,10 @@ def _steps_done(project: Path) -> int:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=False, reason="known flaky (~1 run in 4 here): a worker sometimes exits on its own "
-                   "before the kill point (queue seen empty after a recover); under investigation, see issue 9 notes")
+@pytest.mark.xfail(strict=False, reason="known flaky (about 1 run in 3 here): after a kill and "
+                   "`sld recover`, the next worker sometimes stalls after 'Launching Rocket' and makes no progress for "
+                   "120 s (most likely a workflow lock left by the killed worker that recover did not release; "
+                   "FireWorks then waits WFLOCK_EXPIRATION_SECS); not yet fixed")
 def test_workers_killed_every_few_steps_still_make_progress(project, tmp_path):
     """kill -9 a worker each time the store shows a few more steps (seeded), recover, go on: progress is
     kept every time (the embedded store with its 30 s flush kept nothing), and the end is exact."""
