@@ -1,9 +1,11 @@
 """Shared fixtures.
 
-``sld_backend``: where orchestration tests keep their LaunchPad and trajectory store — the embedded
-mongomock-persistence store in a temporary project folder (default, CI), or a real MongoDB when
-``SLD_TEST_MONGODB_URI`` is set (e.g. ``mongodb://localhost:27017``): each test then gets its own
-database, dropped afterwards. Same tests, same assertions, either way.
+``sld_backend``: where orchestration tests keep their LaunchPad and trajectory store. Parametrised:
+``embedded`` (the mongomock-persistence file in a temporary project folder) and ``server`` (a
+MongoDB-compatible server this test session starts itself — SecantusDB on a free loopback port with
+temporary storage, stopped at the end, with a watchdog so it never outlives pytest; each test gets its
+own database). ``SLD_TEST_MONGODB_URI`` (e.g. ``mongodb://localhost:27017``) makes ``server`` use that
+MongoDB instead. Same tests, same assertions, every backend.
 """
 
 from __future__ import annotations
@@ -16,6 +18,10 @@ from pathlib import Path
 import pytest
 
 CHECKOUT_ROOT = Path(__file__).resolve().parents[1]
+BACKENDS = ("embedded", "server")
+
+# servers started on demand by the commands under test (default local-server projects) stop with us
+os.environ["SLD_SERVER_WATCH_PID"] = str(os.getpid())
 
 
 class Backend:
@@ -24,6 +30,7 @@ class Backend:
     def __init__(self, tmp_path: Path, uri: str | None) -> None:
         self.tmp_path = tmp_path
         self.uri = uri
+        self.name = "embedded" if uri is None else "server"
         if uri:
             import yaml
 
@@ -37,16 +44,18 @@ class Backend:
         else:
             self.project = tmp_path / "sld_project"
             self.launchpad_file = None
-            self.args = ["--project", str(self.project)]
+            self.args = ["--project", str(self.project), "--embedded"]
 
     @property
     def embedded(self) -> bool:
         return self.uri is None
 
     def open(self, create: bool = True):
-        from sld_workflows.store.connection import open_session
+        from sld_workflows.store.session import open_session
 
-        return open_session(self.launchpad_file, self.project, create=create)
+        if self.embedded:
+            return open_session(None, self.project, create=create, embedded=True)
+        return open_session(self.launchpad_file, create=create)
 
     def env(self) -> dict[str, str]:
         """Environment for subprocesses (plain ``rlaunch``/``lpad``, console scripts)."""
@@ -69,9 +78,31 @@ class Backend:
                 client.drop_database(self.db_name)
 
 
-@pytest.fixture
-def sld_backend(tmp_path: Path):
-    backend = Backend(tmp_path, os.environ.get("SLD_TEST_MONGODB_URI") or None)
+@pytest.fixture(scope="session")
+def mongodb_uri(tmp_path_factory):
+    """URI of the MongoDB the ``server`` backend uses: ``$SLD_TEST_MONGODB_URI``, else a local server
+    started for this session (free loopback port, temporary storage, stopped at the end)."""
+    external = os.environ.get("SLD_TEST_MONGODB_URI")
+    if external:
+        yield external
+        return
+    from sld_workflows.store.server import LocalServer
+
+    server = LocalServer(tmp_path_factory.mktemp("test_server"))
+    record = server.start(watch_pid=os.getpid())
+    try:
+        yield record.uri
+    finally:
+        server.stop()
+
+
+@pytest.fixture(params=BACKENDS)
+def sld_backend(request, tmp_path: Path, monkeypatch):
+    """The store of one orchestration test, on each backend; the test runs in ``tmp_path`` (no
+    ``launcher_*`` folder lands in the checkout)."""
+    monkeypatch.chdir(tmp_path)
+    uri = request.getfixturevalue("mongodb_uri") if request.param == "server" else None
+    backend = Backend(tmp_path, uri)
     yield backend
     backend.drop()
 

@@ -4,8 +4,9 @@ stored exactly once and every frame is bit-identical to an uninterrupted run. Al
 The worker runs in a subprocess through a small driver that installs the kill hook (no test hooks
 in the package): ``engine N`` kills during the N-th engine call, ``write N`` right after the N-th
 frame write, ``flush N`` right after the N-th save of the embedded store (so the file on disk holds
-a RUNNING Firework and frames of an unfinished step), ``step N`` right after the store shows the
-N-th completed step, ``sigterm N`` sends SIGTERM to itself during the N-th engine call. The random
+a RUNNING Firework and frames of an unfinished step), ``checkout N`` right after FireWorks checked
+out the N-th Firework (RUNNING, before our task recorded anything), ``step N`` right after the store
+shows the N-th completed step, ``sigterm N`` sends SIGTERM to itself during the N-th engine call. The random
 trials draw N (of frame writes or of completed steps) from a seeded RNG, so they are reproducible
 and every one of them really kills the worker.
 """
@@ -24,7 +25,7 @@ import pytest
 from conftest import reference_frames, toy_spec, write_spec
 
 from sld_workflows.cli.main import main
-from sld_workflows.workflows.phases import clear_caches, evaluation_data
+from sld_workflows.workflows.phases import evaluation_data
 
 DRIVER = textwrap.dedent("""
     import os, signal, sys
@@ -69,6 +70,16 @@ DRIVER = textwrap.dedent("""
             return out
 
         trajectories.TrajectoryStore.record_step = record
+    elif mode == "checkout":  # killed after FireWorks marked the Firework RUNNING, before our task ran
+        from fireworks.core.launchpad import LaunchPad
+        real_checkout = LaunchPad.checkout_fw
+
+        def checkout(self, *a, **k):
+            out = real_checkout(self, *a, **k)
+            hit()
+            return out
+
+        LaunchPad.checkout_fw = checkout
     elif mode == "flush":
         real_flush = connection.EmbeddedGuard.flush
 
@@ -133,14 +144,14 @@ _RNG = random.Random(20261124)
 RANDOM_TRIALS = [("write", _RNG.randint(1, FRAME_WRITES - 1)), ("step", _RNG.randint(1, STEPS - 1)),
                  ("write", _RNG.randint(1, FRAME_WRITES - 1)), ("step", _RNG.randint(1, STEPS - 1))]
 TRIALS = [("engine", 1), ("engine", 4), ("engine", 9), ("engine", 14), ("write", 2), ("write", 7),
-          ("write", 15), ("flush", 3), ("flush", 8), *RANDOM_TRIALS, ("sigterm", 6)]
+          ("write", 15), ("flush", 3), ("flush", 8), ("checkout", 1), ("checkout", 6), *RANDOM_TRIALS,
+          ("sigterm", 6)]
 
 
 @pytest.mark.slow
 def test_kill_worker_recover_and_finish_bit_identical(sld_backend, tmp_path, capsys):
     reruns = 0
     for trial, (mode, n) in enumerate(TRIALS):
-        clear_caches()
         specs = _submit_pair(sld_backend, tmp_path, trial, capsys)
         rc = _crash_worker(sld_backend, tmp_path, mode, n)
         if mode == "sigterm":
@@ -158,35 +169,38 @@ def test_kill_worker_recover_and_finish_bit_identical(sld_backend, tmp_path, cap
                 done = session.store.get_trajectory(tid)["status"] == "COMPLETED"
             if needs_resume and not done:
                 assert main(["resume", tid, *sld_backend.args]) == 0
-        clear_caches()
         assert main(["worker", *sld_backend.args, "--launch-dir", str(tmp_path / "runs")]) == 0
         _check_exact(sld_backend, specs)
     assert reruns >= 5  # lost RUNNING Fireworks were found and rerun
 
 
 @pytest.mark.slow
-def test_sigterm_saves_embedded_store(tmp_path, capsys, sld_backend):
-    if not sld_backend.embedded:
-        pytest.skip("SIGTERM saving concerns the embedded store only")
+def test_sigterm_requeues_the_step_at_once(tmp_path, capsys, sld_backend):
+    """SIGTERM (scancel, walltime, docker stop) on every backend: exit 143, the running Firework is
+    READY again at once (no `sld recover` needed), the embedded store saved and its lock released."""
     specs = _submit_pair(sld_backend, tmp_path, 99, capsys)
-    # no periodic flushes: only the SIGTERM save can persist the progress
+    # embedded: no periodic flushes, so only the SIGTERM save can persist the progress
     rc = _crash_worker(sld_backend, tmp_path, "sigterm", 9, flush_secs="100000")
     assert rc == 143
-    assert (sld_backend.project / "launchpad.json.lock").read_text() == ""  # owner gone, lock released
+    if sld_backend.embedded:
+        assert (sld_backend.project / "launchpad.json.lock").read_text() == ""  # owner gone, lock released
     with sld_backend.open() as session:
         done = sum(session.store.get_trajectory(t)["steps_done"] for t in specs)
-        assert done >= 3  # 8 engine calls completed before the signal: their steps were saved
-    assert main(["recover", *sld_backend.args]) == 0
-    assert main(["worker", *sld_backend.args]) == 0
+        assert done >= 3  # 8 engine calls completed before the signal: their steps were kept
+        assert session.lpad.get_fw_ids({"spec.sld": {"$exists": True}, "state": "RUNNING"}) == []
+    assert main(["worker", *sld_backend.args, "--launch-dir", str(tmp_path / "runs")]) == 0
     _check_exact(sld_backend, specs)
 
 
-def test_recover_on_a_server_uses_worker_pid_and_heartbeat(sld_backend, tmp_path, capsys):
+@pytest.mark.parametrize("recorded_by", ["checkout", "task"])
+def test_recover_on_a_server_uses_worker_pid_and_heartbeat(sld_backend, tmp_path, capsys, recorded_by):
     """The non-embedded rule (no store lock to rely on): a RUNNING Firework is rerun only if its
-    worker process is gone (or its heartbeat expired); a live worker's Firework is left alone."""
+    worker process is gone (or its heartbeat expired); a live worker's Firework is left alone. The
+    worker is known from its launch (``sld worker`` records host/pid at checkout) or, for a plain
+    ``rlaunch``, from the record our task wrote on the trajectory."""
     import os
 
-    from sld_workflows.store.connection import Session
+    from sld_workflows.store.session import Session
     from sld_workflows.workflows.manage import recover
 
     specs = _submit_pair(sld_backend, tmp_path, 50, capsys)
@@ -196,15 +210,24 @@ def test_recover_on_a_server_uses_worker_pid_and_heartbeat(sld_backend, tmp_path
         running = session.lpad.get_fw_ids({"spec.sld": {"$exists": True}, "state": "RUNNING"})
         assert len(running) == 1
         tid = session.store.trajectory_of_firework(running[0])
+        launch = {"fw_id": running[0], "state": "RUNNING"}
+        dead_launch = session.lpad.launches.find_one(launch)["fworker"]["env"]["sld_worker"]
         dead_worker = session.store.get_trajectory(tid)["worker"]
-        # pretend the worker is alive (this test process): nothing is rerun before the heartbeat expires
-        session.store.update_trajectory(tid, worker={**dead_worker, "pid": os.getpid(), "since": time.time()})
+        alive = {"pid": os.getpid(), "since": time.time()}
+        if recorded_by == "checkout":
+            session.lpad.launches.update_one(launch, {"$set": {"fworker.env.sld_worker": {**dead_launch, **alive}}})
+        else:  # as after a plain rlaunch: no identity in the launch, the task's record on the trajectory
+            session.lpad.launches.update_one(launch, {"$unset": {"fworker.env.sld_worker": 1}})
+            session.store.update_trajectory(tid, worker={**dead_worker, **alive})
+        # the worker is alive (this test process): nothing is rerun before the heartbeat expires
         assert recover(server_view)["rerun"] == []
         assert session.lpad.get_fw_ids({"state": "RUNNING"}) == running
         # the recorded worker is dead: rerun now
-        session.store.update_trajectory(tid, worker=dead_worker)
+        if recorded_by == "checkout":
+            session.lpad.launches.update_one(launch, {"$set": {"fworker.env.sld_worker": dead_launch}})
+        else:
+            session.store.update_trajectory(tid, worker=dead_worker)
         assert recover(server_view)["rerun"] == running
         assert session.lpad.get_fw_ids({"fw_id": running[0], "state": "READY"}) == running
-    clear_caches()
     assert main(["worker", *sld_backend.args]) == 0
     _check_exact(sld_backend, specs)

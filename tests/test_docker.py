@@ -31,9 +31,18 @@ def _dockerfile():
 def test_compose_services_images_and_commands_agree():
     compose = yaml.safe_load((DOCKER / "compose.yaml").read_text())
     services = compose["services"]
-    assert services["mongodb"]["image"].startswith("mongo:")
-    assert "27017:27017" in services["mongodb"]["ports"]
+    mongodb = services["mongodb"]
+    assert mongodb["image"].startswith("mongo:")
+    assert mongodb["ports"] == ["127.0.0.1:27017:27017"]  # published on loopback only
+    assert "MONGO_INITDB_ROOT_PASSWORD" in mongodb["environment"]  # authentication on
+    assert ":?" in mongodb["environment"]["MONGO_INITDB_ROOT_PASSWORD"]  # no default password
+    for name, service in services.items():
+        assert service.get("restart") == "unless-stopped", name
+        assert "image" in service and ("build" in service or name == "mongodb"), name  # buildable from the file
+        for port in service.get("ports", []):
+            assert port.startswith("127.0.0.1:"), (name, port)
     worker = services["worker"]
+    assert "--forever" in worker["command"]  # keeps polling an empty queue instead of exiting
     assert (CHECKOUT_ROOT / "docker" / worker["build"]["context"] / worker["build"]["dockerfile"]).is_file()
     cmd, copies = _dockerfile()
     assert worker["command"] == cmd  # compose and image run the same command
@@ -48,6 +57,9 @@ def test_compose_services_images_and_commands_agree():
     assert ["docker/launchpad.yaml", "/config/launchpad.yaml"] in copies
     lp = yaml.safe_load((DOCKER / "launchpad.yaml").read_text())
     assert lp["host"] == "mongodb" and lp["port"] == 27017
+    assert lp["password"] == "${SLD_MONGO_PASSWORD}" and lp["username"] == "${SLD_MONGO_USER}"
+    for var in ("SLD_MONGO_USER", "SLD_MONGO_PASSWORD"):
+        assert var in worker["environment"] and var in services["dashboard"]["environment"]
     assert lp["mongoclient_kwargs"]["serverSelectionTimeoutMS"] <= 10000
     # the image provides sld-fake-vasp: a console script of the package
     scripts = tomllib.loads((CHECKOUT_ROOT / "pyproject.toml").read_text())["project"]["scripts"]
@@ -87,3 +99,19 @@ def test_config_files_load_with_fireworks():
     lp = yaml.safe_load((CONFIG / "my_launchpad.yaml").read_text())
     assert lp["mongoclient_kwargs"]["serverSelectionTimeoutMS"] <= 10000
     assert "spec.sld.trajectory" in lp["user_indices"]
+
+
+def test_launchpad_file_expands_environment_variables(tmp_path, monkeypatch):
+    """The compose launchpad keeps its password in the environment; unset variables are one clear error."""
+    import pytest
+
+    from sld_workflows.store import StoreError
+    from sld_workflows.store.session import open_session
+
+    lp = tmp_path / "lp.yaml"
+    lp.write_text((DOCKER / "launchpad.yaml").read_text())
+    monkeypatch.delenv("SLD_MONGO_PASSWORD", raising=False)
+    monkeypatch.setenv("SLD_MONGO_USER", "sld")
+    with pytest.raises(StoreError, match=r"environment variable\(s\) in \['\$\{SLD_MONGO_PASSWORD\}'\] are not set"):
+        with open_session(launchpad_file=lp):
+            pass

@@ -97,7 +97,7 @@ def test_lock_is_released_when_owner_is_killed(tmp_path):
 
 
 def test_atomic_write_never_leaves_a_partial_store(tmp_path, monkeypatch):
-    with open_session(project=tmp_path, create=True) as session:
+    with open_session(project=tmp_path, create=True, embedded=True) as session:
         session.store.put_frame("a", 0, "state", {"x": [1.0]})
     store_file = tmp_path / "launchpad.json"
     before = store_file.read_text()
@@ -123,7 +123,7 @@ def test_atomic_write_never_leaves_a_partial_store(tmp_path, monkeypatch):
 def test_missing_project_is_a_clear_error(tmp_path):
     from sld_workflows.store import StoreError
 
-    with pytest.raises(StoreError, match="no embedded store at"):
+    with pytest.raises(StoreError, match="no project at"):
         with open_session(project=tmp_path / "nowhere"):
             pass
     assert not (tmp_path / "nowhere").exists()
@@ -150,7 +150,7 @@ def test_unreachable_mongodb_fails_fast_with_clear_message(tmp_path):
 
 
 def test_embedded_store_file_is_plain_json_readable_by_fireworks(tmp_path):
-    with open_session(project=tmp_path, create=True) as session:
+    with open_session(project=tmp_path, create=True, embedded=True) as session:
         session.initialize_launchpad()
         session.store.put_frame("a", 0, "state", {"x": [0.1]})
     data = json.loads((tmp_path / "launchpad.json").read_text())
@@ -182,3 +182,17 @@ def test_embedded_store_ignores_heartbeats_from_other_threads(sld_backend):
         assert errors == []
         with pytest.raises(ValueError, match="No Launch exists"):
             lpad.ping_launch(12345)  # the owning thread's pings still reach the store
+
+
+def test_empty_or_damaged_embedded_store_is_reported_never_reset(tmp_path, capsys):
+    """A 0-byte store (a process killed while writing it) or a damaged one: one clear error line,
+    exit 2, and the file is left exactly as it was."""
+    from sld_workflows.cli.main import main
+
+    store_file = tmp_path / "launchpad.json"
+    for content, message in (("", "is empty (0 bytes)"), ('{"sld": {"sld_frames": ', "not readable JSON")):
+        store_file.write_text(content)
+        assert main(["status", "--project", str(tmp_path)]) == 2
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1, err
+        assert store_file.read_text() == content

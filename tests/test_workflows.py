@@ -11,7 +11,7 @@ import pytest
 from conftest import reference_frames, toy_spec, write_spec
 
 from sld_workflows.cli.main import main
-from sld_workflows.workflows.phases import clear_caches, evaluation_data
+from sld_workflows.workflows.phases import evaluation_data
 
 
 def _canon(d: dict) -> str:
@@ -45,7 +45,6 @@ def _assert_matches_reference(backend, tid, ref, start=0):
 @pytest.mark.parametrize(("scheme", "layout"), [("sib", "merged"), ("sib-fixed-field", "merged"),
                                                  ("sib", "split"), ("sib-fixed-field", "split")])
 def test_submit_and_worker_match_in_process_driver(sld_backend, tmp_path, capsys, scheme, layout):
-    clear_caches()
     spec = toy_spec(steps=4, spin_scheme=scheme, name=f"toy-{layout}")
     tid = _submit(sld_backend, tmp_path, spec, capsys, "--layout", layout)
     assert main(["worker", *sld_backend.args, "--launch-dir", str(tmp_path / "runs")]) == 0
@@ -100,7 +99,6 @@ def _delete_workflow(backend, tid):
 
 @pytest.mark.parametrize("delete_workflow", [False, True])
 def test_extend_after_finish_and_after_deletion(sld_backend, tmp_path, capsys, delete_workflow):
-    clear_caches()
     spec = toy_spec(steps=3, name="ext")
     tid = _submit(sld_backend, tmp_path, spec, capsys)
     assert main(["worker", *sld_backend.args]) == 0
@@ -113,7 +111,6 @@ def test_extend_after_finish_and_after_deletion(sld_backend, tmp_path, capsys, d
 
 @pytest.mark.parametrize("delete_workflow", [False, True])
 def test_restart_branch_from_step(sld_backend, tmp_path, capsys, delete_workflow):
-    clear_caches()
     spec = toy_spec(steps=4, name="parent")
     tid = _submit(sld_backend, tmp_path, spec, capsys)
     assert main(["worker", *sld_backend.args]) == 0
@@ -142,7 +139,6 @@ def test_restart_branch_from_step(sld_backend, tmp_path, capsys, delete_workflow
 
 def test_resume_after_fizzled_step(sld_backend, tmp_path, capsys, monkeypatch):
     """A step that fails (engine error) fizzles; `sld resume` continues from the store."""
-    clear_caches()
     spec = toy_spec(steps=3, name="fz")
     tid = _submit(sld_backend, tmp_path, spec, capsys)
     from sld_workflows.workflows import phases

@@ -11,7 +11,7 @@ from sld_workflows.cli.main import main
 from sld_workflows.dynamics.step import advance
 from sld_workflows.run.local import run_local
 from sld_workflows.run.spec import RunSpec
-from sld_workflows.workflows.phases import clear_caches, evaluation_data
+from sld_workflows.workflows.phases import evaluation_data
 
 SPEC = {
     "name": "fe_small",
@@ -26,7 +26,6 @@ SPEC = {
 
 
 def test_model_spec_matches_run_local(sld_backend, tmp_path, capsys):
-    clear_caches()
     path = tmp_path / "fe.yaml"
     path.write_text(yaml.safe_dump(SPEC))
     assert main(["submit", str(path), *sld_backend.args]) == 0

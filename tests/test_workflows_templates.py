@@ -10,7 +10,6 @@ from conftest import CHECKOUT_ROOT
 
 from sld_workflows.cli.main import main
 from sld_workflows.workflows.manage import load_input
-from sld_workflows.workflows.phases import clear_caches
 
 sys.path.insert(0, str(CHECKOUT_ROOT))
 from fw_templates.builders import annealing_campaign, static_constrained_batch  # noqa: E402
@@ -38,7 +37,6 @@ def _small(name):
 
 
 def test_builders_submit_runnable_campaigns(sld_backend, capsys):
-    clear_caches()
     static = _small("single_trajectory")  # static references with the model engine (steps 0)
     with sld_backend.open() as session:
         anneals = annealing_campaign(session, _small("annealing"), seeds=[1, 2], start_k=200, end_k=20,

@@ -17,7 +17,7 @@ from sld_workflows.dynamics.settings import DynamicsSettings
 from sld_workflows.dynamics.step import advance
 from sld_workflows.engines.model.presets import make_preset
 from sld_workflows.engines.vasp import VaspEngine
-from sld_workflows.workflows.phases import clear_caches, evaluation_data
+from sld_workflows.workflows.phases import evaluation_data
 
 pytestmark = [pytest.mark.filterwarnings("ignore:No POTCAR file with matching TITEL"), pytest.mark.slow]
 
@@ -38,7 +38,6 @@ def _vasp(run_dir: Path) -> VaspEngine:
 
 
 def test_split_layout_vasp_engine_fireworks(sld_backend, tmp_path, capsys, monkeypatch):
-    clear_caches()
     state, model = _system()
     engine_file = tmp_path / "model_engine.json"
     engine_file.write_text(model.to_json())

@@ -1,8 +1,9 @@
 """``sld submit | worker | status | resume | extend | restart | recover``: FireWorks orchestration.
 
-Every command takes ``-l launchpad.yaml`` (a real MongoDB, FireWorks format) or ``--project DIR``
-(the embedded store ``DIR/launchpad.json``; default ``$MONGOMOCK_SERVERSTORE_FILE``, else
-``$SLD_PROJECT``, else ``./sld_project``). See docs/orchestration.md.
+Every command works on a project folder (``--project DIR``, else ``$SLD_PROJECT``, else
+``./sld_project``) whose database is its own local server (started on demand), or the embedded
+mongomock file (``--embedded`` at ``sld submit``), or any MongoDB (``-l launchpad.yaml``, FireWorks
+format). See docs/orchestration.md.
 """
 
 from __future__ import annotations
@@ -15,9 +16,12 @@ from typing import Any
 
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-l", "--launchpad", metavar="LAUNCHPAD_YAML",
-                        help="FireWorks launchpad file of a real MongoDB (default: the embedded store)")
+                        help="FireWorks launchpad file of a MongoDB (default: the project's local server)")
     parser.add_argument("--project", metavar="DIR",
-                        help="project folder of the embedded store (DIR/launchpad.json); default ./sld_project")
+                        help="project folder (default $SLD_PROJECT, else ./sld_project)")
+    parser.add_argument("--embedded", action="store_true", default=None,
+                        help="use the embedded mongomock store DIR/launchpad.json (one process at a time) "
+                             "instead of the project's local server")
 
 
 def register(subparsers: Any) -> None:
@@ -33,7 +37,10 @@ def register(subparsers: Any) -> None:
     p.set_defaults(func=cmd_submit)
 
     p = subparsers.add_parser("worker", help="run Fireworks locally (FireWorks rapidfire)")
+    p.add_argument("-n", "--nworkers", type=int, default=1, help="run N worker processes at once (server backends)")
     p.add_argument("--nlaunches", type=int, default=0, help="stop after N Fireworks (0: until none is left)")
+    p.add_argument("--forever", action="store_true",
+                   help="keep polling an empty queue instead of exiting (services, e.g. docker compose)")
     p.add_argument("--launch-dir", help="where launcher_* directories go (default: PROJECT/launches, or cwd)")
     p.add_argument("-w", "--fworker", metavar="FWORKER_YAML", help="FireWorks fworker file (category, query)")
     p.add_argument("--sleep", type=int, default=1, help="seconds between polls when nothing is ready")
@@ -76,9 +83,9 @@ def register(subparsers: Any) -> None:
 
 
 def _session(args: argparse.Namespace, create: bool = False):
-    from sld_workflows.store.connection import open_session
+    from sld_workflows.store.session import open_session
 
-    return open_session(args.launchpad, args.project, create=create)
+    return open_session(args.launchpad, args.project, create=create, embedded=getattr(args, "embedded", None))
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
@@ -98,37 +105,83 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from fireworks.core.fworker import FWorker
     from fireworks.core.rocket_launcher import rapidfire
 
+    from sld_workflows.store.fireworks_compat import make_fworker, stamp_checkouts
     from sld_workflows.store.keys import FireworkState, FwSpec
 
     if args.nlaunches < 0:
         raise ValueError(f"--nlaunches must be >= 0, got {args.nlaunches}")
-    fworker = FWorker.from_file(args.fworker) if args.fworker else FWorker(name="sld-worker")
+    if args.nworkers < 1:
+        raise ValueError(f"-n must be >= 1, got {args.nworkers}")
     with _session(args) as session:
+        fworker = make_fworker(FWorker.from_file(args.fworker) if args.fworker else None, lpad=session.lpad)
         if args.launch_dir:
             launch_dir = args.launch_dir
-        elif session.embedded:
-            launch_dir = os.path.join(os.path.dirname(session.guard.filename), "launches")
+        elif session.project is not None:
+            launch_dir = os.path.join(session.project, "launches")
         else:
             launch_dir = os.getcwd()
         os.makedirs(launch_dir, exist_ok=True)
+        if args.nworkers > 1:
+            if session.embedded:
+                raise ValueError("the embedded store serves one process at a time: -n > 1 needs the local "
+                                 "server (the default for new projects) or a MongoDB (-l)")
+            return _run_workers(args, session, os.path.abspath(launch_dir))
         stuck = session.lpad.get_fw_ids(FwSpec.query(states=FireworkState.RUNNING))
         if stuck and session.embedded:  # nobody else can be running them: we hold the store's lock
             print(f"warning: {len(stuck)} SLD Firework(s) {stuck[:5]} are RUNNING from a worker that died; "
                   "run `sld recover` to rerun them", file=sys.stderr)
+        stamp_checkouts(session.lpad, fworker.env["sld_worker"])
         cwd = os.getcwd()
         try:
-            rapidfire(session.lpad, fworker, m_dir=os.path.abspath(launch_dir), nlaunches=args.nlaunches,
+            nlaunches = -1 if args.forever else args.nlaunches  # FireWorks: -1 = never stop
+            rapidfire(session.lpad, fworker, m_dir=os.path.abspath(launch_dir), nlaunches=nlaunches,
                       sleep_time=max(args.sleep, 1), timeout=args.timeout, strm_lvl="ERROR")
         finally:
             os.chdir(cwd)
-        done = session.store.firework_states()
-        counts: dict[str, int] = {}
-        for states in done.values():
-            for state, n in states.items():
-                counts[state] = counts.get(state, 0) + n
-        summary = ", ".join(f"{k}={v}" for k, v in sorted(counts.items())) or "none"
-        print(f"worker finished; SLD Fireworks by state: {summary}")
+        _print_summary(session)
     return 0
+
+
+def _print_summary(session: Any) -> None:
+    counts: dict[str, int] = {}
+    for states in session.store.firework_states().values():
+        for state, n in states.items():
+            counts[state] = counts.get(state, 0) + n
+    summary = ", ".join(f"{k}={v}" for k, v in sorted(counts.items())) or "none"
+    print(f"worker finished; SLD Fireworks by state: {summary}")
+
+
+def _run_workers(args: argparse.Namespace, session: Any, launch_dir: str) -> int:
+    """``-n N``: N worker processes on the same database; SIGTERM is passed on to each of them."""
+    import signal
+    import subprocess
+
+    cmd = [sys.executable, "-m", "sld_workflows.cli.main", "worker", "--launch-dir", launch_dir,
+           "--nlaunches", str(args.nlaunches), "--sleep", str(args.sleep)] + (["--forever"] if args.forever else [])
+    if args.launchpad:
+        cmd += ["-l", str(args.launchpad)]
+    elif session.project is not None:
+        cmd += ["--project", str(session.project)]
+    if args.timeout is not None:
+        cmd += ["--timeout", str(args.timeout)]
+    if args.fworker:
+        cmd += ["-w", args.fworker]
+    procs = [subprocess.Popen(cmd, stdout=subprocess.DEVNULL) for _ in range(args.nworkers)]
+
+    def forward(signum: int, frame: Any) -> None:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+
+    previous = signal.signal(signal.SIGTERM, forward)
+    try:
+        codes = [proc.wait() for proc in procs]
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    _print_summary(session)
+    if any(c == 143 for c in codes):
+        return 143
+    return max(codes, key=abs)
 
 
 def _fmt(value: Any, fmt: str) -> str:
@@ -136,6 +189,19 @@ def _fmt(value: Any, fmt: str) -> str:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    try:
+        code = _status(args)
+        sys.stdout.flush()  # inside the try: a reader gone early shows here, not at interpreter exit
+        return code
+    except BrokenPipeError:  # `sld status | head`: the reader left; not an error of ours
+        import os
+
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
+
+
+def _status(args: argparse.Namespace) -> int:
     from sld_workflows.workflows.manage import status_rows
 
     with _session(args) as session:
@@ -199,7 +265,8 @@ def cmd_recover(args: argparse.Namespace) -> int:
         result = recover(session, args.expiration)
         print(f"rerun {len(result['rerun'])} lost Firework(s) {result['rerun']}; "
               f"refreshed {len(result['inconsistent'])} inconsistent; "
-              f"checked {len(result['running_checked'])} running")
+              f"checked {len(result['running_checked'])} running; "
+              f"continued {len(result['resumed'])} trajectory chain(s) cut by a kill")
     return 0
 
 

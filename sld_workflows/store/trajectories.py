@@ -45,6 +45,8 @@ from sld_workflows.store.keys import EVALUATION_KINDS, FrameKind, FwSpec, Trajec
 
 TRAJECTORIES = "sld_trajectories"
 FRAMES = "sld_frames"
+#: who may add the successors of a chain position: {_id: "<trajectory>:<chain>:<seq>", token, ...}
+CLAIMS = "sld_claims"
 
 #: MongoDB's hard limit on one BSON document.
 MONGODB_MAX_BSON_BYTES = 16 * 1024 * 1024
@@ -91,6 +93,7 @@ class TrajectoryStore:
         self.db = db
         self.trajectories = db[TRAJECTORIES]
         self.frames = db[FRAMES]
+        self.claims = db[CLAIMS]
         self.max_document_bytes = int(max_document_bytes)
         self.ensure_indexes()
 
@@ -173,6 +176,43 @@ class TrajectoryStore:
         """Trajectories a task marked RUNNING, with its worker record (for dead-worker detection)."""
         return list(self.trajectories.find({"worker": {"$ne": None}, "status": TrajectoryStatus.RUNNING.value},
                                            {"worker": 1, "status": 1}))
+
+    # ------------------------------------------------------------------ claims of chain positions
+    @staticmethod
+    def _claim_id(trajectory_id: str, chain: str, seq: int) -> str:
+        return f"{trajectory_id}:{chain}:{int(seq)}"
+
+    def claim_successor(self, trajectory_id: str, chain: str, seq: int, token: str) -> bool:
+        """Record ``token`` as the one adder of chain position ``seq`` (insert-or-verify).
+
+        True if ``token`` holds the claim (now or from before). A claim whose successor Firework was
+        never added (its claimant died between claiming and FireWorks storing the additions) is taken
+        over; one whose successor exists is kept: a rerun Firework then adds no second chain. The
+        successor itself checks the claim when it starts (:meth:`claim_holder`), so even a race
+        between two claimants leaves one live chain.
+        """
+        key = self._claim_id(trajectory_id, chain, seq)
+        try:
+            self.claims.insert_one({"_id": key, "trajectory": trajectory_id, "chain": chain, "seq": int(seq),
+                                    "token": token, "claimed_on": _now()})
+            return True
+        except pymongo.errors.DuplicateKeyError:
+            pass
+        doc = self.claims.find_one({"_id": key})
+        if doc is None or doc["token"] == token:
+            return doc is not None
+        successor = self.db["fireworks"].count_documents(
+            {FwSpec.TRAJECTORY: trajectory_id, "spec.sld.chain": chain, "spec.sld.seq": int(seq),
+             "spec.sld.claim": doc["token"]}, limit=1)
+        if successor:
+            return False
+        result = self.claims.update_one({"_id": key, "token": doc["token"]},
+                                        {"$set": {"token": token, "claimed_on": _now(), "took_over": doc["token"]}})
+        return result.modified_count == 1
+
+    def claim_holder(self, trajectory_id: str, chain: str, seq: int) -> str | None:
+        doc = self.claims.find_one({"_id": self._claim_id(trajectory_id, chain, seq)}, {"token": 1})
+        return None if doc is None else doc["token"]
 
     def add_engine_time(self, trajectory_id: str, wall_time_s: float) -> None:
         self.trajectories.update_one({"_id": trajectory_id}, {"$inc": {"engine_wall_time_s": float(wall_time_s)}})

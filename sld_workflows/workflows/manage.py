@@ -308,13 +308,64 @@ def _pid_dead(worker: Mapping[str, Any]) -> bool:
     return proc.create_time() > float(worker.get("since", 0)) + 1.0 or proc.status() == psutil.STATUS_ZOMBIE
 
 
+def running_workers(session: Session, fw_ids: list[int]) -> dict[int, dict[str, Any]]:
+    """Who runs each RUNNING Firework: the ``sld_worker`` identity its launch recorded at checkout
+    (``sld worker``), else the worker our task recorded on the trajectory (plain ``rlaunch``)."""
+    out: dict[int, dict[str, Any]] = {}
+    for launch in session.lpad.launches.find({"fw_id": {"$in": list(fw_ids)}, "state": "RUNNING"},
+                                             {"fw_id": 1, "launch_id": 1, "fworker.env.sld_worker": 1, "host": 1}):
+        identity = (((launch.get("fworker") or {}).get("env") or {}).get("sld_worker"))
+        previous = out.get(launch["fw_id"])
+        if identity and (previous is None or previous.get("launch_id", -1) < launch["launch_id"]):
+            out[launch["fw_id"]] = {**identity, "launch_id": launch["launch_id"]}
+    for doc in session.store.running_with_worker():
+        worker = doc.get("worker") or {}
+        if worker.get("fw_id") in fw_ids and worker["fw_id"] not in out:
+            out[worker["fw_id"]] = worker
+    return out
+
+
+def release_dead_workflow_locks(session: Session, dead: list[int], wait_s: float = 2.0) -> list[int]:
+    """Unlock SLD workflows whose lock was left by a killed worker.
+
+    FireWorks locks a workflow document (``locked: true``) for the few milliseconds of a checkout or
+    a completion; a worker killed inside that window leaves it locked, and every later update waits
+    ``WFLOCK_EXPIRATION_SECS`` (300 s) and then fails or breaks it. A lock seen twice ``wait_s``
+    apart whose workflow has no RUNNING Firework of a live worker is such a leftover. Returns the
+    fw_ids (one per workflow) whose workflow was unlocked.
+    """
+    import time
+
+    wfs = session.lpad.workflows
+
+    def locked() -> dict[Any, list[int]]:
+        return {w["_id"]: w["nodes"] for w in wfs.find({"locked": True, "metadata.sld_trajectory": {"$exists": True}},
+                                                       {"nodes": 1})}
+
+    first = locked()
+    if not first:
+        return []
+    time.sleep(wait_s)
+    released = []
+    for wf_id, nodes in locked().items():
+        if wf_id not in first:
+            continue
+        running = session.lpad.get_fw_ids({"fw_id": {"$in": nodes}, "state": FireworkState.RUNNING.value})
+        if all(fw in dead for fw in running):
+            wfs.update_one({"_id": wf_id, "locked": True}, {"$unset": {"locked": 1}})
+            released.append(nodes[0])
+    return released
+
+
 def recover(session: Session, expiration_secs: float | None = None) -> dict[str, list[int]]:
     """Rerun lost SLD Fireworks with FireWorks' ``detect_lostruns``.
 
     Lost = RUNNING and (a) on the embedded store: always (this process holds the store's lock, so
-    no live worker can be running them); (b) its worker (host, pid recorded by our tasks) is dead on
-    this host; (c) no heartbeat for ``expiration_secs`` (default FireWorks' RUN_EXPIRATION_SECS).
-    Also refreshes inconsistent Fireworks (RUNNING with a finished launch).
+    no live worker can be running them); (b) its worker (host, pid recorded at checkout by ``sld
+    worker``, or by our task) is gone from this host — whether it died before or after our task
+    claimed the step; (c) no heartbeat for ``expiration_secs`` (default FireWorks' RUN_EXPIRATION_SECS:
+    workers on other hosts, plain ``rlaunch`` killed before our task ran). Also refreshes inconsistent
+    Fireworks (RUNNING with a finished launch).
     """
     from fireworks.fw_config import RUN_EXPIRATION_SECS
 
@@ -324,13 +375,13 @@ def recover(session: Session, expiration_secs: float | None = None) -> dict[str,
     if session.embedded:
         dead = list(running)
     else:
-        for doc in session.store.running_with_worker():
-            worker = doc.get("worker") or {}
+        for fw_id, worker in running_workers(session, running).items():
             if _pid_dead(worker):
-                dead += lpad.get_fw_ids(FwSpec.query(doc["_id"], FireworkState.RUNNING))
+                dead.append(fw_id)
+    release_dead_workflow_locks(session, dead)
     rerun: list[int] = []
     if dead:
-        _, lost, _ = lpad.detect_lostruns(expiration_secs=0, rerun=True, query={"fw_id": {"$in": dead}})
+        _, lost, _ = lpad.detect_lostruns(expiration_secs=0, rerun=True, query={"fw_id": {"$in": sorted(dead)}})
         rerun += lost
     expiration = RUN_EXPIRATION_SECS if expiration_secs is None else expiration_secs
     _, lost, inconsistent = lpad.detect_lostruns(
@@ -341,7 +392,64 @@ def recover(session: Session, expiration_secs: float | None = None) -> dict[str,
         tid = session.store.trajectory_of_firework(fw_id)
         if tid:
             session.store.update_trajectory(tid, status=TrajectoryStatus.READY.value, worker=None)
-    return {"rerun": sorted(rerun), "inconsistent": sorted(inconsistent), "running_checked": sorted(running)}
+    rerun += [f for f in release_interrupted_checkouts(session) if f not in rerun]
+    resumed = resume_broken_chains(session)
+    return {"rerun": sorted(rerun), "inconsistent": sorted(inconsistent), "running_checked": sorted(running),
+            "resumed": resumed}
+
+
+def release_interrupted_checkouts(session: Session, older_than_s: float = 10.0) -> list[int]:
+    """Put back to READY the SLD Fireworks a killed worker left RESERVED.
+
+    FireWorks' checkout marks the Firework RESERVED, then stores the launch and marks it RUNNING, a
+    few milliseconds later; a worker killed in between leaves it RESERVED, which neither
+    ``detect_lostruns`` (RUNNING only) nor a later worker ever picks up, and ``sld worker`` then
+    waits for it for ever. A queue reservation (``qlaunch -r``) is RESERVED too, but has a RESERVED
+    launch; those are left alone.
+    """
+    import datetime
+
+    cutoff = datetime.datetime.now(datetime.UTC) - datetime.timedelta(seconds=older_than_s)
+    lpad = session.lpad
+    released = []
+    for fw in lpad.fireworks.find(FwSpec.query(states=FireworkState.RESERVED),
+                                  {"fw_id": 1, "updated_on": 1, "sld_reserved_by": 1}):
+        updated = fw.get("updated_on")
+        reserver = fw.get("sld_reserved_by")
+        if reserver and not _pid_dead(reserver) and reserver.get("host") == socket.gethostname():
+            continue  # its worker is alive here: a checkout in progress
+        if reserver and _pid_dead(reserver):
+            updated = None  # cut by a kill: release now
+        if isinstance(updated, datetime.datetime) and updated.tzinfo is None:
+            updated = updated.replace(tzinfo=datetime.UTC)
+        if isinstance(updated, datetime.datetime) and updated > cutoff:
+            continue  # maybe a checkout in progress right now
+        if lpad.launches.count_documents({"fw_id": fw["fw_id"], "state": "RESERVED"}, limit=1):
+            continue
+        lpad.rerun_fw(fw["fw_id"])
+        released.append(fw["fw_id"])
+    return released
+
+
+def resume_broken_chains(session: Session) -> list[str]:
+    """Continue trajectories whose chain ended early: unfinished, no active Firework, workflow not
+    locked. That is a worker killed inside FireWorks' completion of a step (the Firework is COMPLETED,
+    its successor never stored). A locked workflow may be a live worker completing a step right now,
+    so it is left alone (a lock left by a dead worker was released above)."""
+    resumed = []
+    active = session.store.firework_states()
+    for doc in session.store.find_trajectories():
+        unfinished = doc.get("status") != TrajectoryStatus.COMPLETED or doc["steps_done"] < doc["steps_requested"]
+        states = active.get(doc["_id"], {})
+        if not unfinished or any(states.get(s) for s in ACTIVE_FIREWORK_STATES):
+            continue
+        if not states or states.get(FireworkState.FIZZLED):
+            continue  # deleted workflow, or a failed step: the user decides (`sld resume`)
+        if session.lpad.workflows.count_documents({"metadata.sld_trajectory": doc["_id"], "locked": True}):
+            continue
+        if resume(session, doc["_id"]) is not None:
+            resumed.append(doc["_id"])
+    return resumed
 
 
 # ------------------------------------------------------------------------------------ status

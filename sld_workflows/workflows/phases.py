@@ -19,7 +19,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
-from collections import OrderedDict
 from typing import Any
 
 import numpy as np
@@ -29,8 +28,8 @@ from sld_workflows.dynamics.settings import DynamicsSettings, SpinScheme
 from sld_workflows.evaluation import Evaluation
 from sld_workflows.jsonable import jsonable
 from sld_workflows.state import SLDState
-from sld_workflows.store.connection import in_engine_call
 from sld_workflows.store.keys import FrameKind
+from sld_workflows.store.runtime import WorkerRuntime, in_engine_call
 from sld_workflows.store.trajectories import StoreError, TrajectoryStore
 
 #: Which frame an engine evaluation of an input frame produces (same step).
@@ -51,45 +50,45 @@ class EngineRequest:
         return OUTPUT_KIND[FrameKind(self.input_kind)].value
 
 
-# ------------------------------------------------------------------------------------ process caches
-# Frames never change once stored (insert-or-verify), so decoded frames can be cached per process;
-# engines are rebuilt once per (trajectory, process) from the stored engine dict.
-_FRAME_CACHE: OrderedDict[tuple[str, int, str], Any] = OrderedDict()
-_FRAME_CACHE_SIZE = 256  # ~3 entries per trajectory: 80 trajectories interleaved by one worker
-_ENGINES: dict[str, Any] = {}
-_SETTINGS: dict[str, DynamicsSettings] = {}
+# ------------------------------------------------------------------------------------ worker caches
+# Frames never change once stored (insert-or-verify), so decoded frames are cached per worker;
+# engines are rebuilt once per (trajectory, worker) from the stored engine dict. The caches live on
+# the process's WorkerRuntime (sld_workflows.store.runtime), not in this module.
+
+
+def _runtime() -> WorkerRuntime:
+    return WorkerRuntime.current()
 
 
 def clear_caches() -> None:
-    _FRAME_CACHE.clear()
-    _ENGINES.clear()
-    _SETTINGS.clear()
+    """Forget this worker's decoded frames and engines (not needed for correctness: keys are unique
+    trajectory ids and frames are immutable)."""
+    _runtime().clear()
 
 
 def _cache_put(key: tuple[str, int, str], obj: Any) -> None:
-    _FRAME_CACHE[key] = obj
-    _FRAME_CACHE.move_to_end(key)
-    while len(_FRAME_CACHE) > _FRAME_CACHE_SIZE:
-        _FRAME_CACHE.popitem(last=False)
+    _runtime().frames.put(key, obj)
 
 
 def engine_for(doc: dict[str, Any]) -> Any:
-    engine = _ENGINES.get(doc["_id"])
+    engines = _runtime().engines
+    engine = engines.get(doc["_id"])
     if engine is None:
         from monty.json import MontyDecoder
 
         engine = MontyDecoder().process_decoded(doc["engine"])
         if not hasattr(engine, "evaluate"):
             raise StoreError(f"trajectory {doc['_id']}: stored engine {doc['engine'].get('@class')} has no evaluate()")
-        _ENGINES[doc["_id"]] = engine
+        engines[doc["_id"]] = engine
     return engine
 
 
 def settings_for(doc: dict[str, Any]) -> DynamicsSettings:
-    settings = _SETTINGS.get(doc["_id"])
+    cache = _runtime().settings
+    settings = cache.get(doc["_id"])
     if settings is None:
         settings = DynamicsSettings.from_dict(doc["dynamics"])
-        _SETTINGS[doc["_id"]] = settings
+        cache[doc["_id"]] = settings
     return settings
 
 
@@ -124,7 +123,8 @@ class Frames:
         missing = [s for s in steps if s not in self._fetched]
         if not missing:
             return
-        if self.optimistic and all((self.trajectory, steps[0], k) in _FRAME_CACHE for k in ("state", "evaluation")):
+        cache = _runtime().frames
+        if self.optimistic and all((self.trajectory, steps[0], k) in cache for k in ("state", "evaluation")):
             self._fetched.update(missing)
             return
         for doc in self.store.frames_of_steps(self.trajectory, missing):
@@ -133,8 +133,9 @@ class Frames:
 
     def get(self, step: int, kind: str) -> Any:
         key = (self.trajectory, step, kind)
-        if key in _FRAME_CACHE:
-            return _FRAME_CACHE[key]
+        cache = _runtime().frames
+        if key in cache:
+            return cache[key]
         doc = self._docs.get((step, kind))
         if doc is None:
             if step in self._fetched:

@@ -21,39 +21,66 @@ from __future__ import annotations
 import os
 import socket
 import time
+import uuid
 from typing import Any
 
 from fireworks import FiretaskBase, Firework, FWAction, Workflow, explicit_serialize
 
 from sld_workflows.errors import SLDError
-from sld_workflows.store.connection import flush_if_due, guard_launchpad, in_task
+from sld_workflows.store.embedded import flush_if_due, guard_launchpad
+from sld_workflows.store.fireworks_compat import patch_launchpad
 from sld_workflows.store.keys import FwSpec
+from sld_workflows.store.runtime import WorkerRuntime
 from sld_workflows.store.trajectories import TrajectoryStore
 from sld_workflows.workflows.phases import EngineRequest, Frames, evaluate_request, integrate
 
-_STORES: dict[int, TrajectoryStore] = {}
+
+class _SLDTask(FiretaskBase):
+    """What every SLD task does around its step: find the store, run inside the worker runtime's
+    task scope (SIGTERM policy), record the worker, and guard the chain with claim tokens."""
+
+    def run_task(self, fw_spec: dict[str, Any]) -> FWAction:
+        lpad = getattr(self, "launchpad", None)
+        if lpad is None:
+            raise SLDError(
+                f"{type(self).__name__} needs the LaunchPad (spec _add_launchpad_and_fw_id); offline mode "
+                "is not supported for SLD tasks"
+            )
+        guard_launchpad(lpad)
+        patch_launchpad(lpad)  # also for a plain `rlaunch`: its additions draw fw_ids from the counter
+        runtime = WorkerRuntime.current()
+        store = runtime.store_for(lpad)
+        trajectory = self["trajectory"]
+        fw_id = getattr(self, "fw_id", None)
+        with runtime.task(lpad, fw_id, trajectory):
+            sld = FwSpec.of(fw_spec)
+            claim = sld.get("claim")
+            if claim is not None and store.claim_holder(trajectory, sld["chain"], sld["seq"]) != claim:
+                # a second chain (its parent was rerun while the first chain went on): stop it here
+                return FWAction(stored_data={"trajectory": trajectory, "orphan": True})
+            worker = _worker_record(lpad, fw_id)
+            doc = store.claim(trajectory, worker)
+            action = self._run(lpad, store, doc)
+            if action.additions and sld.get("chain") is not None:
+                token = f"{worker.get('launch_id')}@{worker['host']}:{worker['pid']}"
+                if not store.claim_successor(trajectory, sld["chain"], sld["seq"] + 1, token):
+                    return FWAction(stored_data={**(action.stored_data or {}), "successor_claimed_by_other": True})
+                for fw in action.additions:
+                    fw.spec[FwSpec.KEY].update(chain=sld["chain"], seq=sld["seq"] + 1, claim=token)
+            return action
+
+    def _run(self, lpad: Any, store: TrajectoryStore, doc: dict[str, Any]) -> FWAction:
+        raise NotImplementedError
 
 
-def _store(task: FiretaskBase) -> tuple[Any, TrajectoryStore]:
-    lpad = getattr(task, "launchpad", None)
-    if lpad is None:
-        raise SLDError(
-            f"{type(task).__name__} needs the LaunchPad (spec _add_launchpad_and_fw_id); offline mode "
-            "is not supported for SLD tasks"
-        )
-    guard_launchpad(lpad)
-    store = _STORES.get(id(lpad.db))
-    if store is None or store.db is not lpad.db:
-        store = TrajectoryStore(lpad.db)
-        _STORES.clear()
-        _STORES[id(lpad.db)] = store
-    return lpad, store
-
-
-def _claim(store: TrajectoryStore, trajectory: str, fw_id: Any) -> dict[str, Any]:
-    """Mark the trajectory RUNNING by this process (``sld recover`` checks the pid) and return it."""
-    worker = {"fw_id": fw_id, "host": socket.gethostname(), "pid": os.getpid(), "since": time.time()}
-    return store.claim(trajectory, worker)
+def _worker_record(lpad: Any, fw_id: Any) -> dict[str, Any]:
+    """Who runs the trajectory now (``sld recover`` checks the pid and the launch)."""
+    launch = None
+    if fw_id is not None:
+        launch = lpad.launches.find_one({"fw_id": fw_id, "state": "RUNNING"}, {"launch_id": 1},
+                                        sort=[("launch_id", -1)])
+    return {"fw_id": fw_id, "launch_id": None if launch is None else launch["launch_id"],
+            "host": socket.gethostname(), "pid": os.getpid(), "since": time.time()}
 
 
 def _finish(store: TrajectoryStore, trajectory: str) -> None:
@@ -61,7 +88,7 @@ def _finish(store: TrajectoryStore, trajectory: str) -> None:
 
 
 @explicit_serialize
-class SLDStepTask(FiretaskBase):
+class SLDStepTask(_SLDTask):
     """Merged layout: one whole SLD step (integrator + in-process engine) per Firework."""
 
     required_params = ["trajectory"]
@@ -69,14 +96,8 @@ class SLDStepTask(FiretaskBase):
     #: it was dropped still carry it, so it stays accepted
     optional_params = ["step"]
 
-    def run_task(self, fw_spec: dict[str, Any]) -> FWAction:
-        with in_task():
-            return self._run(fw_spec)
-
-    def _run(self, fw_spec: dict[str, Any]) -> FWAction:
-        lpad, store = _store(self)
+    def _run(self, lpad: Any, store: TrajectoryStore, doc: dict[str, Any]) -> FWAction:
         trajectory = self["trajectory"]
-        doc = _claim(store, trajectory, getattr(self, "fw_id", None))
         # at most one read of the frames of steps n, n+1 per Firework (none if this process has them)
         frames = Frames(store, trajectory, optimistic=True)
         completed = 0
@@ -97,18 +118,12 @@ class SLDStepTask(FiretaskBase):
 
 
 @explicit_serialize
-class SLDEngineTask(FiretaskBase):
+class SLDEngineTask(_SLDTask):
     """Split layout: evaluate one stored input frame with the trajectory's engine, in the launch dir."""
 
     required_params = ["trajectory", "step", "input_kind"]
 
-    def run_task(self, fw_spec: dict[str, Any]) -> FWAction:
-        with in_task():
-            return self._run(fw_spec)
-
-    def _run(self, fw_spec: dict[str, Any]) -> FWAction:
-        lpad, store = _store(self)
-        doc = _claim(store, self["trajectory"], getattr(self, "fw_id", None))
+    def _run(self, lpad: Any, store: TrajectoryStore, doc: dict[str, Any]) -> FWAction:
         request = EngineRequest(self["trajectory"], int(self["step"]), self["input_kind"])
         wall = evaluate_request(store, doc, request, launch_dir=os.getcwd())
         flush_if_due(lpad)
@@ -118,19 +133,13 @@ class SLDEngineTask(FiretaskBase):
 
 
 @explicit_serialize
-class SLDIntegratorTask(FiretaskBase):
+class SLDIntegratorTask(_SLDTask):
     """Split layout: finish step(s) from stored frames, then add the next engine Firework."""
 
     required_params = ["trajectory"]
 
-    def run_task(self, fw_spec: dict[str, Any]) -> FWAction:
-        with in_task():
-            return self._run(fw_spec)
-
-    def _run(self, fw_spec: dict[str, Any]) -> FWAction:
-        lpad, store = _store(self)
+    def _run(self, lpad: Any, store: TrajectoryStore, doc: dict[str, Any]) -> FWAction:
         trajectory = self["trajectory"]
-        doc = _claim(store, trajectory, getattr(self, "fw_id", None))
         request, _ = integrate(store, doc, store_intermediates=True)
         doc = store.get_trajectory(trajectory)
         flush_if_due(lpad)
@@ -190,10 +199,14 @@ def integrator_firework(doc: dict[str, Any], step: int) -> Firework:
 def trajectory_workflow(doc: dict[str, Any], request: EngineRequest | None = None) -> Workflow:
     """The workflow that runs (or continues) one trajectory from its stored ``steps_done``."""
     step = int(doc.get("steps_done", doc.get("start_step", 0)))
+    chain = uuid.uuid4().hex[:12]  # a new chain of claims per workflow added (submit, resume, extend)
     metadata = {"sld_trajectory": doc["_id"], "sld_name": doc.get("name")}
     name = f"sld:{doc.get('name', 'trajectory')}:{doc['_id']}"
     if doc.get("layout", "merged") == "merged":
-        return Workflow([step_firework(doc, step)], name=name, metadata=metadata)
-    if request is None:
+        root = step_firework(doc, step)
+    elif request is None:
         raise SLDError("split layout: the first engine request is needed to build the workflow")
-    return Workflow([engine_firework(doc, request)], name=name, metadata=metadata)
+    else:
+        root = engine_firework(doc, request)
+    root.spec[FwSpec.KEY].update(chain=chain, seq=0)
+    return Workflow([root], name=name, metadata=metadata)
