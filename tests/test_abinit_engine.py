@@ -160,3 +160,15 @@ def test_restart_files_are_copied_from_the_previous_dir(tmp_path):
     assert third.info["restart_chain"]["seeded_from"].endswith("step_000000")
 
 
+
+
+def test_collapsed_moment_is_an_error(tmp_path):
+    """The real converged output has |M| ≈ 1.75 μB; against a state claiming 4 μB that is a collapse
+    below half of it, which the engine refuses instead of returning a field of another solution."""
+    good = DATA / "converged"
+    body = f'gunzip -c {good}/run.abo.gz > run.abo; gunzip -c {good}/run.log.gz\n'
+    engine = AbinitEngine.from_spec(spec(tmp_path, command=fake_abinit(tmp_path, body)), canted_fe())
+    big = canted_fe().replace(moments=np.array([4.0, 4.0]))
+    with pytest.raises(AbinitRunError, match=r"step_000000: moment collapsed on sites \[0, 1\]"):
+        engine.evaluate(big)
+    assert engine.evaluate(canted_fe().replace(step=1)).moments_mub.min() > 1.7

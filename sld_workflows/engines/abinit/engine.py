@@ -121,7 +121,20 @@ class AbinitEngine(FileEngine, MSONable):
         if not res.converged:
             raise AbinitRunError(f"SCF not converged in nstep={self.settings.nstep} iterations "
                                  f"(toldfe {self.settings.toldfe_ha:g} Ha); raise nstep or loosen toldfe_ha", run_dir)
+        collapsed = collapsed_sites(res.moments_mub, state, self.settings.min_moment_fraction)
+        if collapsed:
+            sizes = [round(float(np.linalg.norm(res.moments_mub[i])), 3) for i in collapsed[:10]]
+            raise AbinitRunError(
+                f"moment collapsed on sites {collapsed[:10]} (|M| = {sizes} "
+                f"μB < {self.settings.min_moment_fraction:g} × the state's moment): the SCF fell into another "
+                "magnetic solution; its field would be meaningless (more k-points or smearing help)", run_dir)
         return evaluation_from_result(res, state, written, self.settings)
+
+
+def collapsed_sites(moments_mub: np.ndarray, state: SLDState, fraction: float) -> list[int]:
+    """Magnetic sites whose sphere moment is below ``fraction`` × the state's moment size."""
+    sizes = np.linalg.norm(moments_mub, axis=1)
+    return [int(i) for i in np.flatnonzero(state.magnetic & (sizes < fraction * state.moments))]
 
 
 def evaluation_from_result(res, state: SLDState, written: dict[str, Any], settings: AbinitSettings) -> Evaluation:
