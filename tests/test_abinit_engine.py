@@ -172,3 +172,32 @@ def test_collapsed_moment_is_an_error(tmp_path):
     with pytest.raises(AbinitRunError, match=r"step_000000: moment collapsed on sites \[0, 1\]"):
         engine.evaluate(big)
     assert engine.evaluate(canted_fe().replace(step=1)).moments_mub.min() > 1.7
+
+
+def test_sld_run_with_the_abinit_engine(tmp_path, capsys):
+    """`sld run` builds the ABINIT engine from `engine: {kind: abinit}` and runs it (a stand-in
+    replaying a real output: wiring, not physics); a bad λ is one line and nothing runs."""
+    import yaml
+
+    from sld_workflows.cli.main import main
+
+    good = DATA / "converged"
+    body = f'gunzip -c {good}/run.abo.gz > run.abo; gunzip -c {good}/run.log.gz\n'
+    engine = spec(tmp_path, command=fake_abinit(tmp_path, body))
+    canted_fe().structure.to(filename=str(tmp_path / "POSCAR"))  # the 2-atom cell of the stored output
+    doc = {"name": "fe-abinit", "structure": {"file": str(tmp_path / "POSCAR"), "moments": {"Fe": 2.2}},
+           "spins": {"init": "given", "values": canted_fe().spins.tolist()},
+           "engine": {"kind": "abinit", **engine},
+           "dynamics": {"dt_fs": 1.0, "steps": 2, "spin_scheme": "sib-fixed-field", "temperature": 0}}
+    path = tmp_path / "fe.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    assert main(["run", str(path), "--out", str(tmp_path / "out"), "--no-progress"]) == 0
+    runs = sorted(p.name for p in (tmp_path / "runs").iterdir())
+    assert runs == ["step_000000", "step_000001", "step_000002"]
+    assert "irdwfk" not in (tmp_path / "runs" / "step_000001" / "run.abi").read_text()  # stand-in wrote no WFK
+    doc["engine"]["magcon_lambda"] = -1
+    path.write_text(yaml.safe_dump(doc))
+    capsys.readouterr()
+    assert main(["run", str(path), "--out", str(tmp_path / "out2"), "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "engine.magcon_lambda: must be > 0" in err
