@@ -24,9 +24,11 @@ from sld_workflows.engines.model.presets import make_preset
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(shutil.which("abinit") is None, reason="ABINIT not installed (.ci/run installs it)")]
 
-#: ratsph = the PAW radius of JTH Fe (ABINIT's default sphere); measured in docs/abinit_engine.md
+#: ratsph = the PAW radius of JTH Fe (ABINIT's default sphere). toldfe 1e-7 Ha: the energy difference
+#: of the two runs is ~2.4e-4 Ha, and the SCF energy noise floor here is ~5e-8 Ha (toldfe 1e-9 is
+#: never reached by the asymmetric runs); docs/abinit_engine.md
 FD_SETTINGS = {"ratsph_bohr": {"Fe": 2.1153157434}, "ecut_ha": 12, "kpoints": [4, 4, 4], "mpi_procs": 2,
-               "toldfe_ha": 1e-9, "nstep": 100, "tsmear_ha": 0.01}
+               "toldfe_ha": 1e-7, "nstep": 100, "tsmear_ha": 0.01}
 
 
 def canted(theta2_deg: float, theta1_deg: float = 75.0):
