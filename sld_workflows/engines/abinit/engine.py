@@ -8,7 +8,8 @@ Conventions (measured on bcc Fe, docs/abinit_engine.md):
   × 27.211 eV/Ha; only the part ⟂ the spin is kept.
 - The field handed to the dynamics is (|M|/μ)·B_eff, μ the state's moment, as the
   :class:`~sld_workflows.evaluation.Evaluation` contract B = −(1/μ)∂E/∂s asks (∂E/∂s = |M|∂E/∂M).
-- Energy: the direct ``total_energy`` (free energy without the penalty), not ``etotal``.
+- Energy: E_KS = ``total_energy_dc`` − lVp (double-counting free energy without the penalty's
+  2E_p; why not ``etotal`` or the direct ``total_energy``: :mod:`.parsers`).
 - Forces: ``cartesian_forces`` Ha/bohr → eV/Å. Stress only with ``stress: true`` (see settings).
 
 Restart chain: the previous run directory's ``runo_WFK``/``runo_DEN`` are copied in as
@@ -156,7 +157,9 @@ def evaluation_from_result(res, state: SLDState, written: dict[str, Any], settin
         "scf_iterations": res.scf_iterations,
         "abinit_wall_time_s": res.wall_time_s,
         "abinit_cpu_time_s": res.cpu_time_s,
+        "e_ks_ha": res.e_ks_ha,
         "total_energy_ha": res.total_energy_ha,
+        "total_energy_dc_ha": res.total_energy_dc_ha,
         "etotal_ha": res.etotal_ha,
         "penalty_ha": res.penalty_ha,
         "lvp_ha": res.lvp_ha,
@@ -168,7 +171,7 @@ def evaluation_from_result(res, state: SLDState, written: dict[str, Any], settin
                           "intact": written["seeded_from"] is not None},
     }
     return Evaluation(
-        energy_ev=res.total_energy_ha * Hartree,
+        energy_ev=res.e_ks_ha * Hartree,
         forces_ev_per_a=res.forces_ha_per_bohr * Hartree / Bohr,
         fields_ev_per_mub=fields,
         stress_ev_per_a3=stress,

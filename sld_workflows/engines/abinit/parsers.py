@@ -8,10 +8,13 @@ Our own, because the libraries do not cover it:
 - abipy is not packaged here; pymatgen's ``io.abinit`` reads results through netCDF (abipy's GSR
   files), not installed either, and neither library parses the ``magconon`` block (sphere moments,
   ``constraining magnetic field``, ``lVp``);
-- the energy we need is ``total_energy`` of the last ``EnergyTerms`` YAML document (the "direct"
-  free energy E_KS without the penalty), not ``etotal``: with PAW's default double-counting
-  scheme ``etotal`` = E_KS + lVp = E_KS + 2E_p (reference measurement: differencing ``etotal``
-  moves the finite-difference torque by 5 %).
+- the energy we need is E_KS = ``total_energy_dc`` (last ``EnergyTermsDC`` document, full
+  precision) − ``lVp`` (log): PAW's default density mixing (``iscf 17``) makes the double-counting
+  energy the one with second-order SCF errors, and it contains lVp = 2E_p of the penalty
+  potential. Neither ``etotal`` (= E_KS + lVp, 9 printed digits) nor the "direct" ``total_energy``
+  will do: on bcc Fe at 4×4×4 k the direct energy of one converged run was off by 5e-5 Ha
+  (total_energy_dc − lVp − total_energy: −3e-6, +7e-6, +5.3e-5 Ha in three runs), which moved the
+  finite-difference torque by 23 % (docs/abinit_engine.md).
 
 ABINIT's structured YAML documents (``--- !ResultsGS`` ... ``...``) are read with PyYAML; the text
 tables of the log with a line reader.
@@ -39,8 +42,9 @@ class AbinitParseError(SLDError):
 class AbinitResult:
     """What one run printed, in ABINIT's units (Ha, bohr, μB)."""
 
-    total_energy_ha: float          # direct free energy, no penalty
-    etotal_ha: float                # double-counting etotal (= total_energy + lVp at convergence)
+    total_energy_ha: float          # "direct" free energy (no penalty): first-order SCF errors
+    total_energy_dc_ha: float       # double-counting free energy = E_KS + lVp (full precision)
+    etotal_ha: float                # etotal as printed in ResultsGS (= total_energy_dc, 9 digits)
     forces_ha_per_bohr: np.ndarray  # (N, 3)
     stress_ha_per_bohr3: np.ndarray | None  # (3, 3) ABINIT's sign (positive = compressive? see engine)
     moments_mub: np.ndarray         # (N, 3) integrated in the ratsph spheres (last table)
@@ -51,6 +55,11 @@ class AbinitResult:
     converged: bool
     wall_time_s: float | None
     cpu_time_s: float | None
+
+    @property
+    def e_ks_ha(self) -> float:
+        """E_KS without the penalty: the double-counting free energy minus lVp (= 2E_p)."""
+        return self.total_energy_dc_ha - (self.lvp_ha or 0.0)
 
 
 def yaml_documents(text: str, tag: str) -> list[dict]:
@@ -108,9 +117,10 @@ def parse_run(run_dir: str | Path, n_atoms: int, abo_name: str = "run.abo", log_
         raise AbinitParseError(f"{abo_path} is incomplete (no 'Overall time at end': the run stopped early)")
     results = yaml_documents(abo, "ResultsGS")
     terms = yaml_documents(abo, "EnergyTerms")
-    if not results or not terms:
-        raise AbinitParseError(f"{abo_path}: no ResultsGS/EnergyTerms document")
-    res, en = results[-1], terms[-1]
+    terms_dc = yaml_documents(abo, "EnergyTermsDC")
+    if not results or not terms or not terms_dc:
+        raise AbinitParseError(f"{abo_path}: no ResultsGS/EnergyTerms/EnergyTermsDC document")
+    res, en, en_dc = results[-1], terms[-1], terms_dc[-1]
     forces = np.asarray(res["cartesian_forces"], dtype=float)
     if forces.shape != (n_atoms, 3):
         raise AbinitParseError(f"{abo_path}: forces of shape {forces.shape}, expected ({n_atoms}, 3)")
@@ -122,6 +132,7 @@ def parse_run(run_dir: str | Path, n_atoms: int, abo_name: str = "run.abo", log_
     source = log or abo
     return AbinitResult(
         total_energy_ha=float(en["total_energy"]),
+        total_energy_dc_ha=float(en_dc["total_energy_dc"]),
         etotal_ha=float(res["etotal"]),
         forces_ha_per_bohr=forces,
         stress_ha_per_bohr3=stress,
