@@ -5,7 +5,7 @@
 
 Which derivative: the engine's field is (|M|/μ)·B_eff with B_eff = −∂E_KS/∂M at the actual sphere
 moment M, so −(1/μ)·dE/dα = field·ê_α with α the *actual* moment angle; the finite difference is
-taken over the actual angles α₂(θ₂ ± 1°) (the moment lags its target by up to ~0.1° at λ = 0.1) and
+taken over the actual angles α₂(θ₂ ± 1°) (the moment lags its target by ~0.4° at λ = 0.1, 4×4×4 k) and
 of E_KS = ``total_energy_dc`` − lVp (the engine's energy). The three runs must share one SCF
 solution (|M| within 1 %):
 at 2×2×2 k the same state converges to |M| = 1.76 or 1.56 μB depending on the start (fields of
