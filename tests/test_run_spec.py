@@ -431,7 +431,7 @@ def test_a_new_engine_kind_is_one_registration(raw, monkeypatch):
     registry.register_engine("toy", ToySection, build_toy)
     with pytest.raises(ValueError, match="already registered"):
         registry.register_engine("toy", ToySection, build_toy)
-    assert registry.ENGINES.kinds() == ("model", "vasp", "analytic", "toy")
+    assert registry.ENGINES.kinds() == ("model", "vasp", "analytic", "abinit", "toy")
     raw["engine"] = {"kind": "toy", "field_z": 0.5}
     raw["dynamics"]["ensemble"] = "spin-only"
     raw.pop("velocities")
@@ -444,7 +444,7 @@ def test_a_new_engine_kind_is_one_registration(raw, monkeypatch):
         RunSpec.from_dict(raw)
     raw["engine"] = {"kind": "tyo"}
     with pytest.raises(SpecError, match=r"^engine\.kind: unknown value 'tyo' \(did you mean 'toy'\? "
-                                        r"choose one of: model, vasp, analytic, toy\)$"):
+                                        r"choose one of: model, vasp, analytic, abinit, toy\)$"):
         RunSpec.from_dict(raw)
 
 

@@ -83,3 +83,40 @@ def test_split_layout_vasp_engine_fireworks(sld_backend, tmp_path, capsys, monke
                 prev = store.get_frame(tid, k - 1, "evaluation")["engine_run_dir"]
                 assert chain["seeded_from"] == prev and chain["intact"] and ef["scf_iterations"] == 12
         assert len(launch_dirs) == steps + 1  # one engine Firework (launch dir) per evaluation
+
+
+def test_vasp_steps_on_alternating_workers_find_previous_run_dir(sld_backend, tmp_path, capsys, monkeypatch):
+    """Two workers (own launch roots, fresh process caches) take turns (A B A A B A ...), one Firework each: every
+    evaluation is seeded from the run directory recorded in the previous evaluation's frame, which
+    lies under the other worker's launch root."""
+    state, model = _system()
+    engine_file = tmp_path / "model_engine.json"
+    engine_file.write_text(model.to_json())
+    monkeypatch.setenv("SLD_FAKE_VASP_ENGINE", str(engine_file))
+    monkeypatch.setenv("PYTHONPATH", str(CHECKOUT_ROOT))
+    monkeypatch.delenv("SLD_FAKE_VASP_FAULTS", raising=False)
+    settings = DynamicsSettings(dt_fs=1.0, alpha=0.1, temperature=50.0, ensemble="nvt",
+                                spin_scheme="sib-fixed-field", seed=5)
+    spec = {"name": "fe-vasp-2w", "initial_state": state.as_dict(), "engine": _vasp(tmp_path / "unused").as_dict(),
+            "dynamics": settings.as_dict(), "steps": 2}
+    spec = json.loads(json.dumps(spec, cls=MontyEncoder))
+    assert main(["submit", str(write_spec(tmp_path / "v.yaml", spec)), *sld_backend.args]) == 0
+    tid = capsys.readouterr().out.split("submitted trajectory ")[1].split()[0]
+    roots = [tmp_path / "worker_a", tmp_path / "worker_b"]
+    for turn in range(40):
+        clear_caches()  # another worker process knows nothing of the previous one
+        assert main(["worker", *sld_backend.args, "--nlaunches", "1", "--launch-dir", str(roots[turn % 3 % 2])]) == 0
+        with sld_backend.open() as session:
+            if session.store.get_trajectory(tid)["status"] == "COMPLETED":
+                break
+    with sld_backend.open() as session:
+        store = session.store
+        assert store.get_trajectory(tid)["status"] == "COMPLETED"
+        frames = [store.get_frame(tid, k, "evaluation") for k in range(3)]
+    assert not frames[0]["info"]["restart_chain"]["intact"]
+    for prev, ef in zip(frames, frames[1:], strict=False):
+        chain = ef["info"]["restart_chain"]
+        assert chain["seeded_from"] == prev["engine_run_dir"] and chain["intact"]
+        assert Path(ef["engine_run_dir"]).is_relative_to(ef["launch_dir"])
+    worker_of = [Path(f["engine_run_dir"]).is_relative_to(roots[0]) for f in frames]
+    assert worker_of[0] != worker_of[1] or worker_of[1] != worker_of[2]  # at least one seed crossed workers

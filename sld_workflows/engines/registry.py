@@ -84,6 +84,7 @@ def _register_builtin() -> None:
     register_engine("model", sections.ModelSection, sections.build_model)
     register_engine("vasp", sections.VaspSection, sections.build_vasp)
     register_engine("analytic", sections.AnalyticSection, sections.build_analytic)
+    register_engine("abinit", sections.AbinitSection, sections.build_abinit)
 
 
 _register_builtin()

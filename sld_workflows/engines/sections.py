@@ -3,6 +3,7 @@
 
 - ``model``: the embedded model engine of the structure's preset (``overrides``, ``external_field_ev_per_mub``);
 - ``vasp``: the VASP engine; its keys are validated by :meth:`VaspEngine.from_spec` when it is built;
+- ``abinit``: the ABINIT engine (``AbinitSettings``; ``run_dir`` is the root of its run directories);
 - ``analytic``: a sum of the analytic terms (Heisenberg exchange, Zeeman field, harmonic springs).
 """
 
@@ -136,6 +137,33 @@ def build_vasp(section: VaspSection, state: SLDState, context: EngineContext):
     except (ValueError, KeyError, TypeError) as exc:
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         raise spec_error("engine", str(message)) from exc
+
+
+# -------------------------------------------------------------------------------------- abinit
+@dataclasses.dataclass(frozen=True)
+class AbinitSection:
+    """The ``engine`` mapping of kind ``abinit``: validated into
+    :class:`~sld_workflows.engines.abinit.AbinitSettings` (one-line errors naming the key) at load;
+    the pseudopotentials, spheres and the executable are checked against the state when built."""
+
+    kind: ClassVar[str] = "abinit"
+    options: Mapping[str, Any]
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any], context: EngineContext) -> AbinitSection:
+        from sld_workflows.engines.abinit.settings import AbinitSettings
+
+        AbinitSettings.from_dict({k: v for k, v in d.items() if k != "run_dir"})
+        return cls(schema.freeze(dict(d), "engine"))
+
+    def as_dict(self) -> dict[str, Any]:
+        return schema.thaw(self.options)
+
+
+def build_abinit(section: AbinitSection, state: SLDState, context: EngineContext):
+    from sld_workflows.engines.abinit import AbinitEngine
+
+    return AbinitEngine.from_spec({k: v for k, v in section.as_dict().items() if k != "kind"}, state)
 
 
 # ------------------------------------------------------------------------------------ analytic

@@ -50,7 +50,11 @@ class TrajectoryInput:
 
     @property
     def default_layout(self) -> str:
-        return "split" if self.engine_kind == "vasp" or "vasp" in type(self.engine).__module__ else "merged"
+        # engines that run a DFT code in a directory (VASP, ABINIT): one engine Firework per calculation
+        from sld_workflows.engines.file_engine import FileEngine
+
+        file_engine = isinstance(self.engine, FileEngine) or "vasp" in type(self.engine).__module__
+        return "split" if self.engine_kind in ("vasp", "abinit") or file_engine else "merged"
 
 
 def load_input(source: str | os.PathLike | Mapping[str, Any]) -> TrajectoryInput:

@@ -19,12 +19,14 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from sld_workflows.dynamics import step as sld_step
 from sld_workflows.dynamics.settings import DynamicsSettings, SpinScheme
+from sld_workflows.engines.file_engine import FileEngine
 from sld_workflows.evaluation import Evaluation
 from sld_workflows.jsonable import jsonable
 from sld_workflows.state import SLDState
@@ -249,8 +251,9 @@ def evaluate_request(
 ) -> float:
     """Evaluate the stored input frame of ``request`` and store the result. Returns the engine wall
     time (0 if the result was already stored, e.g. by a run that crashed before finishing its
-    Firework). VASP-like engines with ``evaluate_in(state, directory, previous_directory)`` run in
-    ``launch_dir`` and get the launch directory of the previous evaluation (WAVECAR/CHGCAR chain)."""
+    Firework). File engines (VASP, ABINIT) run in ``<launch_dir>/engine/<run_dir_name>``, seeded from
+    the previous evaluation's recorded run directory (:func:`previous_run_dir`); engines with
+    ``evaluate_in(state, directory, previous_directory)`` get the previous launch directory."""
     frames = frames or Frames(store, request.trajectory)
     if frames.get(request.step, request.output_kind) is not None:
         return 0.0
@@ -265,11 +268,16 @@ def evaluate_request(
         )
     engine = engine_for(doc)
     launch_dir = launch_dir or os.getcwd()
-    engine, run_dir = _engine_in_directory(engine, store, request, state, launch_dir)
+    run_dir = previous_dir = None
+    if isinstance(engine, FileEngine):
+        run_dir = str(Path(launch_dir) / "engine" / engine.run_dir_name(state))
+        previous_dir = previous_run_dir(store, request)
     previous = _previous_launch_dir(store, request) if hasattr(engine, "evaluate_in") else None
     start = time.perf_counter()
     with in_engine_call():  # SIGTERM here: save the store and exit (the step is rerun by `sld recover`)
-        if hasattr(engine, "evaluate_in"):
+        if run_dir is not None:
+            evaluation = engine.run(state, run_dir, previous_dir)
+        elif hasattr(engine, "evaluate_in"):
             evaluation = engine.evaluate_in(state, launch_dir, previous)
         else:
             evaluation = engine.evaluate(state)
@@ -286,23 +294,14 @@ def evaluate_request(
     return wall
 
 
-def _engine_in_directory(engine: Any, store: TrajectoryStore, request: EngineRequest, state: SLDState,
-                         launch_dir: str) -> tuple[Any, str | None]:
-    """Engines that run in directories (``VaspEngine``: ``run_root``, ``run_dir_name``) run inside
-    this Firework's launch directory and are seeded with the run directory of the previous evaluation
-    of the trajectory (WAVECAR/CHGCAR chain across Fireworks, recorded as ``engine_run_dir``)."""
-    if not (hasattr(engine, "run_root") and hasattr(engine, "run_dir_name")):
-        return engine, None
-    import copy
-    from pathlib import Path
-
-    local = copy.copy(engine)
-    local.run_root = str(Path(launch_dir) / "engine")
-    previous = store.latest_frame_with(request.trajectory, "engine_run_dir",
-                                       ["evaluation", "midpoint_evaluation"], request.step)
-    if previous is not None and hasattr(local, "_last_dir"):
-        local._last_dir = Path(previous["engine_run_dir"])
-    return local, str(Path(local.run_root) / engine.run_dir_name(state))
+def previous_run_dir(store: TrajectoryStore, request: EngineRequest) -> str | None:
+    """The run directory of the trajectory's latest evaluation before this request, as recorded in
+    its stored frame (``engine_run_dir``), whichever worker and launch directory it ran in: file
+    engines (:class:`~sld_workflows.engines.file_engine.FileEngine`) seed the next calculation from it
+    (WAVECAR/CHGCAR, WFK/DEN chain across Fireworks)."""
+    doc = store.latest_frame_with(request.trajectory, "engine_run_dir",
+                                  ["evaluation", "midpoint_evaluation"], request.step)
+    return None if doc is None else doc["engine_run_dir"]
 
 
 def _previous_launch_dir(store: TrajectoryStore, request: EngineRequest) -> str | None:

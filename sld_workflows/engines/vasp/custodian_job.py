@@ -17,6 +17,7 @@ from custodian import Custodian
 from custodian.custodian import CustodianError
 from custodian.vasp.jobs import VaspJob
 
+from sld_workflows.engines.file_engine import EngineRunError
 from sld_workflows.engines.vasp.handlers import (
     DEFAULT_MAX_ANGLE_DEG,
     DEFAULT_MAX_LAMBDA,
@@ -27,19 +28,15 @@ from sld_workflows.engines.vasp.handlers import (
     GuardedVaspErrorHandler,
     StaticFrozenJobHandler,
 )
-from sld_workflows.errors import SLDError
 
 #: INCAR tags / files whose change by a correction resets the WAVECAR/CHGCAR restart chain.
 CHAIN_FILES = ("WAVECAR", "CHGCAR")
 
 
-class VaspRunError(SLDError):
+class VaspRunError(EngineRunError):
     """A VASP run could not be completed; ``directory`` is left in place for inspection/restart."""
 
-    def __init__(self, reason: str, directory: str | Path) -> None:
-        self.reason = reason
-        self.directory = str(directory)
-        super().__init__(f"VASP run failed in {directory}: {reason}")
+    code = "VASP"
 
 
 @dataclasses.dataclass

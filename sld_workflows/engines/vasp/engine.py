@@ -5,8 +5,11 @@ midpoint state (``unit_spins=False``; VASP can only impose the *direction* s̄/|
 spin, so the midpoint field is that of the normalised direction). If the directory already exists
 (a rerun after a failure) it is moved aside to ``<name>.prev-<k>`` and the step is run afresh.
 
-Restart chain: WAVECAR/CHGCAR of the previous call's directory (in this process; after a restart
-the most recent finished directory of the step before) are copied in and ``ISTART``/``ICHARG`` set;
+On the file-engine protocol (:mod:`sld_workflows.engines.file_engine`): ``run(state, run_dir,
+previous_dir)`` for a given directory; ``evaluate(state)`` under ``run_root``.
+
+Restart chain: WAVECAR/CHGCAR of the previous run directory (given by the caller; for ``evaluate``
+the latest finished directory under ``run_root``, by name) are copied in and ``ISTART``/``ICHARG`` set;
 ``info["restart_chain"]`` records the source, and any Custodian correction that deleted or reset
 them.
 
@@ -18,12 +21,12 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
-import time
 from pathlib import Path
 from typing import Any
 
 from monty.json import MSONable
 
+from sld_workflows.engines.file_engine import FileEngine
 from sld_workflows.engines.vasp.custodian_job import (
     CustodianSettings,
     VaspRunError,
@@ -47,7 +50,7 @@ SPEC_KEYS = {
 
 
 @dataclasses.dataclass
-class VaspEngine(MSONable):
+class VaspEngine(FileEngine, MSONable):
     """Engine running ``command`` (e.g. ``["mpirun", "vasp_ncl"]`` or ``["sld-fake-vasp"]``)."""
 
     implemented_properties = frozenset(set(Property) - {Property.FIELD_PARALLEL})  # no parallel field in cDFT
@@ -68,7 +71,6 @@ class VaspEngine(MSONable):
             raise SpecError("moment_convention", f"must be one of {MOMENT_CONVENTIONS}, got {self.moment_convention!r}")
         if isinstance(self.custodian, dict):
             self.custodian = CustodianSettings(**self.custodian)
-        self._last_dir: Path | None = None
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -116,54 +118,33 @@ class VaspEngine(MSONable):
                    run_root=d.get("run_root", "vasp_runs"), moment_convention=d.get("moment_convention", "state"),
                    custodian=CustodianSettings(**d.get("custodian", {})))
 
-    # ------------------------------------------------------------------ directories
-    @staticmethod
-    def run_dir_name(state: SLDState) -> str:
-        return f"step_{state.step:06d}" + ("" if state.unit_spins else "_mid")
+    # ------------------------------------------------------------------ FileEngine
+    def has_restart_files(self, run_dir: Path) -> bool:
+        return (run_dir / "WAVECAR").is_file()
 
-    def _previous_dir(self, state: SLDState) -> Path | None:
-        if self._last_dir is not None and (self._last_dir / "WAVECAR").is_file():
-            return self._last_dir
-        root = Path(self.run_root)
-        if state.unit_spins:
-            names = [f"step_{state.step - 1:06d}_mid", f"step_{state.step - 1:06d}"] if state.step > 0 else []
-        else:
-            names = [f"step_{state.step:06d}"]
-        for name in names:
-            d = root / name
-            if (d / "WAVECAR").is_file() and (d / "sld_evaluation.json").is_file():
-                return d
-        return None
-
-    # ------------------------------------------------------------------ Engine
-    def evaluate(self, state: SLDState) -> Evaluation:
-        t0 = time.time()
-        root = Path(self.run_root)
-        run_dir = root / self.run_dir_name(state)
-        prev = self._previous_dir(state)
-        if run_dir.exists():
-            k = 1
-            while run_dir.with_name(f"{run_dir.name}.prev-{k}").exists():
-                k += 1
-            moved = run_dir.with_name(f"{run_dir.name}.prev-{k}")
-            run_dir.rename(moved)
-            if prev is not None and prev.resolve() == run_dir.resolve():
-                prev = moved  # the same state evaluated again: seed from its own earlier run
-        run_dir.mkdir(parents=True)
+    def write_inputs(self, state: SLDState, run_dir: Path, previous_dir: Path | None = None) -> dict[str, Any]:
         copied = []
-        if prev is not None:
+        if previous_dir is not None:
             for name in ("WAVECAR", "CHGCAR"):
-                if (prev / name).is_file():
-                    shutil.copy2(prev / name, run_dir / name)
+                if (previous_dir / name).is_file():
+                    shutil.copy2(previous_dir / name, run_dir / name)
                     copied.append(name)
         written = self.input_set.write(state, run_dir, wavecar="WAVECAR" in copied, chgcar="CHGCAR" in copied)
-        run_log = run_constrained_static(run_dir, list(self.command), self.custodian)
+        return {**written, "seeded_from": None if previous_dir is None else str(previous_dir), "copied": copied}
+
+    def execute(self, run_dir: Path, written: dict[str, Any]) -> dict[str, Any]:
+        return {"custodian": run_constrained_static(run_dir, list(self.command), self.custodian)}
+
+    def read_results(self, run_dir: Path, state: SLDState, written: dict[str, Any],
+                     log: dict[str, Any]) -> Evaluation:
+        run_log = log["custodian"]
         breaks = chain_breaks(run_log)
+        copied = written["copied"]
         try:
-            evaluation = evaluation_from_run(
+            return evaluation_from_run(
                 run_dir, state, written["m_constr"], self.input_set.i_constrained_m, self.moment_convention,
                 extra_info={
-                    "restart_chain": {"seeded_from": None if prev is None else str(prev), "copied": copied,
+                    "restart_chain": {"seeded_from": written["seeded_from"], "copied": copied,
                                       "broken_by": breaks, "intact": bool(copied) and not breaks},
                     "corrections": corrections_summary(run_log),
                     "potcar_file": written["potcar_file"],
@@ -171,10 +152,3 @@ class VaspEngine(MSONable):
             )
         except SLDError as exc:
             raise VaspRunError(f"outputs unusable: {exc}", run_dir) from exc
-        evaluation.check_matches(state)
-        info = dict(evaluation.info)
-        info["wall_time_s"] = time.time() - t0
-        evaluation = dataclasses.replace(evaluation, info=info)
-        (run_dir / "sld_evaluation.json").write_text(evaluation.to_json())
-        self._last_dir = run_dir
-        return evaluation
