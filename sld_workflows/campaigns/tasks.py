@@ -1,0 +1,170 @@
+"""FireTasks of campaigns: granularity that fits the engine.
+
+- :class:`CampaignSLDTask` runs up to ``max_steps`` SLD steps of one trajectory in one Firework (the
+  same integrator/engine phases as :class:`~sld_workflows.workflows.tasks.SLDStepTask`, which runs one),
+  so a campaign of in-process (model) engines is not dominated by per-Firework overhead. DFT engines
+  use the ordinary split layout instead (one engine calculation per Firework).
+- :class:`CampaignStaticTask` runs ``count`` static calculations of the reference arm (uniformly random
+  spins on the magnetic sites of one pool structure); one per Firework for DFT engines.
+
+Both are idempotent (a stored evaluation is never recomputed; frames are insert-or-verify), record the
+cost of every calculation on its frame (``wall_time_s``, ``scf_iterations``, ``engine_calls``) and,
+when the trajectory is complete, store its frame pack (:mod:`sld_workflows.datasets.blocks`) and mark
+it finished; the campaign feeder then removes its workflow from the LaunchPad.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import socket
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from fireworks import FiretaskBase, Firework, FWAction, explicit_serialize
+
+from sld_workflows.campaigns import adapters as ad
+from sld_workflows.datasets.blocks import block_from_frames, write_pack
+from sld_workflows.state import SLDState
+
+
+def _claim(store: ad.TrajectoryStore, trajectory: str, fw_id: Any) -> dict[str, Any]:
+    worker = {"fw_id": fw_id, "host": socket.gethostname(), "pid": os.getpid(), "since": time.time()}
+    return store.claim(trajectory, worker)
+
+
+def finish_trajectory(store: ad.TrajectoryStore, doc: dict[str, Any]) -> None:
+    """Pack the frames, mark COMPLETED and ready for pruning (idempotent)."""
+    block = block_from_frames(store.db, doc["_id"])
+    write_pack(store.db, block, meta={"campaign": doc.get("campaign"), "arm": doc.get("arm"),
+                                      "structure_index": doc.get("structure_index")})
+    store.update_trajectory(doc["_id"], status="COMPLETED", worker=None, campaign_queue="finished")
+
+
+def _spec(doc: dict[str, Any], step: int, kind: str) -> dict[str, Any]:
+    spec: dict[str, Any] = {"_add_launchpad_and_fw_id": True,
+                            "sld": {"trajectory": doc["_id"], "step": int(step), "kind": kind},
+                            "sld_campaign": doc.get("campaign")}
+    category = (doc.get("fireworks") or {}).get("category")
+    if category:
+        spec["_category"] = category
+    return spec
+
+
+def sld_firework(doc: dict[str, Any], step: int, max_steps: int) -> Firework:
+    return Firework(CampaignSLDTask(trajectory=doc["_id"], step=int(step), max_steps=int(max_steps)),
+                    spec=_spec(doc, step, "campaign-sld"), name=f"{doc.get('name')}:{doc['_id']}:sld{step}")
+
+
+def static_firework(doc: dict[str, Any], first: int, count: int) -> Firework:
+    return Firework(CampaignStaticTask(trajectory=doc["_id"], first=int(first), count=int(count)),
+                    spec=_spec(doc, first, "campaign-static"), name=f"{doc.get('name')}:{doc['_id']}:static{first}")
+
+
+@explicit_serialize
+class CampaignSLDTask(FiretaskBase):
+    """Up to ``max_steps`` SLD steps of one trajectory (merged layout, in-process engines)."""
+
+    required_params = ["trajectory", "step", "max_steps"]
+
+    def run_task(self, fw_spec: dict[str, Any]) -> FWAction:
+        with ad.in_task():
+            return self._run()
+
+    def _run(self) -> FWAction:
+        lpad, store = ad.store_of_task(self)
+        tid = self["trajectory"]
+        per_fw = int(self["max_steps"])
+        doc = _claim(store, tid, getattr(self, "fw_id", None))
+        frames = ad.Frames(store, tid, optimistic=True)
+        completed = 0
+        while True:
+            request, done = ad.integrate(store, doc, max_steps=per_fw - completed, store_intermediates=False,
+                                         frames=frames)
+            completed += done
+            # integrate starts from doc["steps_done"]: keep this process's copy current
+            doc = {**doc, "steps_done": int(doc["steps_done"]) + done}
+            if request is None or completed >= per_fw:
+                break
+            ad.evaluate_request(store, doc, request, frames=frames)
+            ad.flush_if_due(lpad)
+        doc = store.get_trajectory(tid)
+        stored = {"trajectory": tid, "steps_done": doc["steps_done"]}
+        if doc["steps_done"] >= doc["steps_requested"] and frames.get(doc["steps_done"], "evaluation") is not None:
+            finish_trajectory(store, doc)
+            ad.flush_if_due(lpad)
+            return FWAction(stored_data=stored)
+        ad.flush_if_due(lpad)
+        return FWAction(stored_data=stored, additions=[sld_firework(doc, doc["steps_done"], per_fw)])
+
+
+def random_unit_spins(magnetic: np.ndarray, seed: int, structure_index: int, sample: int) -> np.ndarray:
+    """Uniformly random unit vectors on the magnetic sites (zeros elsewhere); a pure function of
+    (campaign seed, structure, sample) so a rerun static reproduces its spins bit for bit."""
+    rng = np.random.Generator(np.random.Philox(key=[int(seed), int(structure_index) * 1_000_003 + int(sample)]))
+    v = rng.standard_normal((magnetic.shape[0], 3))
+    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    return np.where(magnetic[:, None], v, 0.0)
+
+
+def static_state(doc: dict[str, Any], sample: int) -> SLDState:
+    base = SLDState.from_dict(doc["pool_state"])
+    spins = random_unit_spins(base.magnetic, doc["reference_seed"], doc["structure_index"], sample)
+    return base.replace(spins=spins, step=int(sample), time_fs=0.0)
+
+
+def _evaluate_static(engine: Any, state: SLDState) -> Any:
+    """A fresh static calculation: DFT engines in this Firework's directory, never seeded by a previous
+    run (the reference arm's calculations are independent)."""
+    if hasattr(engine, "run_root"):
+        engine = copy.copy(engine)
+        engine.run_root = str(Path(os.getcwd()) / "engine")
+        if hasattr(engine, "_last_dir"):
+            engine._last_dir = None
+    if hasattr(engine, "evaluate_in"):
+        return engine.evaluate_in(state, os.getcwd(), None)
+    return engine.evaluate(state)
+
+
+@explicit_serialize
+class CampaignStaticTask(FiretaskBase):
+    """Static calculations ``first .. first+count-1`` of one reference-arm structure."""
+
+    required_params = ["trajectory", "first", "count"]
+
+    def run_task(self, fw_spec: dict[str, Any]) -> FWAction:
+        with ad.in_task():
+            return self._run()
+
+    def _run(self) -> FWAction:
+        lpad, store = ad.store_of_task(self)
+        tid = self["trajectory"]
+        doc = _claim(store, tid, getattr(self, "fw_id", None))
+        frames = ad.Frames(store, tid)
+        total = int(doc["steps_requested"])
+        first, last = int(self["first"]), min(int(self["first"]) + int(self["count"]), total)
+        frames.prefetch(list(range(first, last)))
+        engine = ad.engine_for(doc)
+        for k in range(first, last):
+            if frames.get(k, "evaluation") is not None:
+                continue
+            state = static_state(doc, k)
+            frames.put(k, "state", state)
+            start = time.perf_counter()
+            evaluation = _evaluate_static(engine, state)
+            wall = time.perf_counter() - start
+            evaluation.check_matches(state)
+            info = evaluation.info or {}
+            frames.put(k, "evaluation", evaluation, wall_time_s=wall, scf_iterations=info.get("scf_iterations"),
+                       engine_calls=1, launch_dir=os.getcwd())
+            store.record_step(tid, k + 1, evaluation.energy_ev, wall)
+            ad.flush_if_due(lpad)
+        doc = store.get_trajectory(tid)
+        stored = {"trajectory": tid, "statics_done": doc["steps_done"]}
+        if last >= total:
+            finish_trajectory(store, doc)
+            ad.flush_if_due(lpad)
+            return FWAction(stored_data=stored)
+        return FWAction(stored_data=stored, additions=[static_firework(doc, last, int(self["count"]))])
