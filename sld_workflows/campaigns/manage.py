@@ -62,7 +62,7 @@ def _provenance(engine_dict: dict[str, Any], settings: Any) -> dict[str, Any]:
             "versions": package_versions(extra=("fireworks", "pymongo", "custodian"))}
 
 
-def create_campaign(session: Any, spec: CampaignSpec) -> dict[str, Any]:
+def create_campaign(session: Any, spec: CampaignSpec, pool: list | None = None) -> dict[str, Any]:
     """Validate, build the pool, store the campaign and its trajectories (queue ``pending``).
     Nothing is written if the name is taken or anything fails before the campaign document exists;
     a failure while storing trajectories removes what this call stored."""
@@ -70,7 +70,7 @@ def create_campaign(session: Any, spec: CampaignSpec) -> dict[str, Any]:
     coll = campaigns(db)
     if coll.find_one({"name": spec.name}, {"_id": 1}) is not None:
         raise SLDError(f"campaign name {spec.name!r} is already taken (see `sld campaign list`); choose another name")
-    pool = build_pool(spec)  # may raise (unreadable file): nothing written yet
+    pool = build_pool(spec) if pool is None else pool  # may raise (unreadable file): nothing written yet
     raw = spec.raw
     sizes = spec.arm_sizes()
     train = [e for e in pool if not e.test]
