@@ -90,7 +90,8 @@ def analyze_campaign(db: Any, name: str, out_dir: str, max_frames: int = 400, cu
             "frames": int(energies[a].size),
             "energy_per_atom": _hist(energies[a], e_edges),
             "magnetic_force_perp": _hist(fperp[a], f_edges),
-            "spin_correlation": {"r_edges": r_edges.tolist(), "mean_dot": [None if np.isnan(x) else float(x) for x in corr],
+            "spin_correlation": {"r_edges": r_edges.tolist(),
+                                 "mean_dot": [None if np.isnan(x) else float(x) for x in corr],
                                  "pairs": counts.astype(int).tolist(), "frames_used": len(pick)},
             "order_parameters": {k: {"mean": float(np.mean(v)), "std": float(np.std(v)), "values": v}
                                  for k, v in orders.items()},

@@ -141,7 +141,8 @@ def cmd_list(args: argparse.Namespace) -> int:
         print(f"no campaigns in {where}")
         return 0
     for r in rows:
-        arms = ", ".join(f"{a} {c['n_structures']}x{c.get('n_steps', c.get('n_statics'))}" for a, c in r["arms"].items())
+        arms = ", ".join(f"{a} {c['n_structures']}x{c.get('n_steps', c.get('n_statics'))}"
+                         for a, c in r["arms"].items())
         print(f"{r['name']:<24} {str(r['state']):<10} {r['created']}  {arms}")
     return 0
 

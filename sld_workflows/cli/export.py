@@ -84,6 +84,7 @@ def cmd_export(args: argparse.Namespace) -> int:
                         seed=args.seed)
     with open_session(args.launchpad, args.project) as session:
         manifest = export(session.lpad.db, args.out, args.format, query, protocol, argv=sys.argv)
-    counts = ", ".join(f"{s}: {c['frames']} frames / {c['structures']} structures" for s, c in manifest["counts"].items())
+    counts = ", ".join(f"{s}: {c['frames']} frames / {c['structures']} structures"
+                       for s, c in manifest["counts"].items())
     print(f"wrote {manifest['total_frames']} frames ({counts}) as {args.format} to {args.out} (manifest.json)")
     return 0

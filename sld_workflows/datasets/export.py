@@ -38,7 +38,14 @@ from typing import Any
 import numpy as np
 
 from sld_workflows.datasets.blocks import Block, magnetic_forces, read_block
-from sld_workflows.datasets.selection import ExportError, ExportQuery, PlannedTrajectory, Protocol, apply_protocol, select
+from sld_workflows.datasets.selection import (
+    ExportError,
+    ExportQuery,
+    PlannedTrajectory,
+    Protocol,
+    apply_protocol,
+    select,
+)
 
 SET_FRAMES = 5000
 UNITS = {"energy": "eV", "length": "Å", "forces": "eV/Å", "stress": "eV/Å^3 (ASE sign: positive = tensile)",
