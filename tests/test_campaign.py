@@ -167,7 +167,6 @@ def test_magnetic_force_is_minus_dE_dM_by_finite_differences(campaign):
     import ase.io
     from monty.json import MontyDecoder
 
-    from sld_workflows.state import SLDState
 
     out = campaign["root"] / "xyz_fd"
     assert main(["export", "--format", "extxyz", "--campaign", "bfo_small", "--arm", "sld", "--stride", "7",
