@@ -33,7 +33,7 @@ import pymongo.errors
 from sld_workflows.campaigns import adapters as ad
 from sld_workflows.campaigns.pool import build_pool
 from sld_workflows.campaigns.spec import CampaignSpec
-from sld_workflows.campaigns.tasks import sld_firework, static_firework
+from sld_workflows.campaigns.tasks import pack_state, sld_firework, static_firework
 from sld_workflows.errors import SLDError
 
 CAMPAIGNS = "sld_campaigns"
@@ -60,6 +60,19 @@ def _provenance(engine_dict: dict[str, Any], settings: Any) -> dict[str, Any]:
     return {"engine_class": f"{engine_dict.get('@module')}.{engine_dict.get('@class')}",
             "spin_scheme": settings.spin_scheme.value, "seed": settings.seed,
             "versions": package_versions(extra=("fireworks", "pymongo", "custodian"))}
+
+
+def _engine_dict(spec: CampaignSpec, run: Any) -> dict[str, Any]:
+    """The engine as stored in the trajectory documents: by recipe (:class:`SpecEngine`) for in-process
+    engines when the recipe rebuilds the very same engine, else the engine's own ``as_dict``."""
+    full = run.build_engine().as_dict()
+    if spec.in_process:
+        from sld_workflows.campaigns.engine import SpecEngine
+
+        recipe = SpecEngine({"structure": spec.raw["structure"], "engine": spec.raw["engine"]})
+        if recipe.engine.as_dict() == full:
+            return recipe.as_dict()
+    return full
 
 
 def create_campaign(session: Any, spec: CampaignSpec, pool: list | None = None) -> dict[str, Any]:
@@ -99,8 +112,7 @@ def create_campaign(session: Any, spec: CampaignSpec, pool: list | None = None) 
                 run = spec.base_run_spec(temperature_k=e.temperature_k, steps=max(steps - 1, 1), seed=seed)
                 settings = run.settings
                 if engine_dict is None:
-                    engine = run.build_engine()
-                    engine_dict = engine.as_dict()
+                    engine_dict = _engine_dict(spec, run)
                 tdoc = {
                     "_id": ad.new_trajectory_id(), "name": f"{spec.name}:{arm}:{e.index}",
                     "campaign": spec.name, "arm": arm, "structure_index": e.index, "tags": dict(raw["tags"]),
@@ -112,7 +124,7 @@ def create_campaign(session: Any, spec: CampaignSpec, pool: list | None = None) 
                 }
                 if cfg["kind"] == "reference":
                     tdoc.update(layout="static", steps_requested=int(cfg["n_statics"]),
-                                pool_state=e.state.as_dict(), reference_seed=int(raw["seed"]))
+                                pool_state=pack_state(e.state), reference_seed=int(raw["seed"]))
                 else:
                     layout = "merged" if spec.in_process else "split"
                     tdoc.update(layout=layout, steps_requested=int(steps) - 1)

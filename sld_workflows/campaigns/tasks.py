@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import bson
 import numpy as np
 from fireworks import FiretaskBase, Firework, FWAction, explicit_serialize
 
@@ -109,8 +110,30 @@ def random_unit_spins(magnetic: np.ndarray, seed: int, structure_index: int, sam
     return np.where(magnetic[:, None], v, 0.0)
 
 
+_PACKED = ("positions", "cell", "velocities", "spins", "moments")
+
+
+def pack_state(state: SLDState) -> dict[str, Any]:
+    """A state with its arrays as raw float64 bytes: the local server decodes nested lists slowly, and
+    reference-arm documents are updated after every static calculation."""
+    d = state.as_dict()
+    for k in _PACKED:
+        d[k] = bson.Binary(np.ascontiguousarray(getattr(state, k), dtype="<f8").tobytes())
+    return d
+
+
+def unpack_state(d: dict[str, Any]) -> SLDState:
+    n = len(d["species"])
+    shapes = {"positions": (n, 3), "cell": (3, 3), "velocities": (n, 3), "spins": (n, 3), "moments": (n,)}
+    d = dict(d)
+    for k in _PACKED:
+        if isinstance(d[k], bytes | bytearray):
+            d[k] = np.frombuffer(d[k], dtype="<f8").reshape(shapes[k])
+    return SLDState.from_dict(d)
+
+
 def static_state(doc: dict[str, Any], sample: int) -> SLDState:
-    base = SLDState.from_dict(doc["pool_state"])
+    base = unpack_state(doc["pool_state"])
     spins = random_unit_spins(base.magnetic, doc["reference_seed"], doc["structure_index"], sample)
     return base.replace(spins=spins, step=int(sample), time_fs=0.0)
 
