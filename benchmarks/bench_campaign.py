@@ -120,7 +120,7 @@ def main() -> int:
             print(f"  most Fireworks on the LaunchPad at once: {max_fw} "
                   f"(max_active {spec.raw['submission']['max_active']}); at the end: "
                   f"{session.lpad.fireworks.count_documents({})}")
-            print(f"  cost per point (reference units): " + ", ".join(
+            print("  cost per point (reference units): " + ", ".join(
                 f"{a} {r['cost_per_point_reference_units']:.2f}" for a, r in status["arms"].items()))
             results = {"create_s": t_create, "run_s": t_run, "engine_s": engine, "slices_fw_per_s": slices,
                        "max_fireworks": max_fw}
