@@ -20,8 +20,8 @@ records the query, the protocol, counts, units, sign conventions, provenance and
 Streaming: arrays are read one trajectory at a time (DeePMD sets of at most :data:`SET_FRAMES` frames
 are buffered), so memory does not grow with the dataset. Atomic: everything is written into a hidden
 temporary directory beside ``out`` and renamed to ``out`` at the end; on any failure it is removed.
-The extxyz writer is our own because ``ase.io.write`` costs ~3 ms per 80-atom frame (50 s for the
-paper's 18,000 frames); the files are checked with ``ase.io.read`` in the tests.
+The extxyz writer is our own because ``ase.io.write`` costs ~7 ms per 80-atom frame (measured on a
+loaded machine: over 2 min for the paper's 18,000 frames); the files are checked with ``ase.io.read`` in the tests.
 """
 
 from __future__ import annotations
