@@ -296,3 +296,23 @@ def test_throttled_feed_bounds_the_launchpad_and_pruned_trajectories_extend(tmp_
         extend(session, tid, 2)  # after its workflow was deleted: the store has everything
         rapidfire(session.lpad, m_dir=str(tmp_path / "launches"), nlaunches=0, sleep_time=0, strm_lvl="ERROR")
         assert session.store.get_trajectory(tid)["steps_done"] == 5
+
+
+def test_batched_campaign_steps_equal_the_step_by_step_path(campaign, tmp_path):
+    """The in-memory batch of CampaignSLDTask writes the same bits as the phase-by-phase SLDStepTask path
+    (a branch of the same trajectory from step 0, same seed, run by the ordinary merged layout)."""
+    from fireworks.core.rocket_launcher import rapidfire
+
+    from sld_workflows.datasets.blocks import block_from_frames
+    from sld_workflows.workflows.manage import restart
+
+    with _db(campaign) as session:
+        tid = session.lpad.db["sld_trajectories"].find_one({"campaign": "bfo_small", "arm": "sld"})["_id"]
+        branch = restart(session, tid, from_step=0, steps=N_STEPS - 1)
+        rapidfire(session.lpad, m_dir=str(tmp_path), nlaunches=0, sleep_time=0, strm_lvl="ERROR")
+        a = block_from_frames(session.lpad.db, tid)
+        b = block_from_frames(session.lpad.db, branch)
+        session.store.delete_trajectory(branch)
+    assert a.n_frames == b.n_frames == N_STEPS
+    for key in ("positions", "velocities", "spins", "forces", "fields", "cell", "energy"):
+        assert np.array_equal(a.arrays[key], b.arrays[key]), key
