@@ -235,3 +235,19 @@ def test_count_protocol_is_exact_and_deterministic():
         assert [(p.id, p.steps.tolist()) for p in again] == [(p.id, p.steps.tolist()) for p in plan]
         for p in plan:  # each trajectory from its first step
             assert p.steps[0] == 0 and np.all(np.diff(p.steps) == 1)
+
+
+@pytest.mark.parametrize("name, kind", [("bifeo3_paper.yaml", "model"), ("bifeo3_paper_vasp.yaml", "vasp")])
+def test_shipped_paper_templates_validate(name, kind):
+    from sld_workflows.campaigns.spec import CampaignSpec
+
+    spec = CampaignSpec.from_file(TEMPLATE.parent / name)
+    sizes = spec.arm_sizes()
+    assert spec.engine_kind == kind
+    assert (sizes["sld"]["n_structures"], sizes["sld"]["n_steps"]) == (600, 20)
+    assert (sizes["reference"]["n_structures"], sizes["reference"]["n_statics"]) == (600, 10)
+    assert sizes["test"]["n_structures"] == 1
+    state = spec.base_run_spec(300.0, 1, 0).build_initial_state()
+    assert state.n_sites == 80 and sum(s == "Fe" for s in state.species) == 16
+    # granularity: in-process engines batch a whole trajectory per Firework, DFT engines one calculation
+    assert (spec.steps_per_firework(), spec.statics_per_firework()) == ((20, 10) if kind == "model" else (1, 1))
