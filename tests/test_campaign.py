@@ -316,3 +316,18 @@ def test_batched_campaign_steps_equal_the_step_by_step_path(campaign, tmp_path):
     assert a.n_frames == b.n_frames == N_STEPS
     for key in ("positions", "velocities", "spins", "forces", "fields", "cell", "energy"):
         assert np.array_equal(a.arrays[key], b.arrays[key]), key
+
+
+def test_packs_equal_the_stored_frames(campaign):
+    """The frame pack written from memory when a trajectory finishes holds what sld_frames holds."""
+    from sld_workflows.datasets.blocks import block_from_frames, read_pack
+
+    with _db(campaign) as session:
+        db = session.lpad.db
+        for arm in ("sld", "reference", "test"):
+            tid = db["sld_trajectories"].find_one({"campaign": "bfo_small", "arm": arm})["_id"]
+            pack, frames = read_pack(db, tid), block_from_frames(db, tid)
+            assert pack is not None and pack.species == frames.species
+            assert set(pack.arrays) == set(frames.arrays)
+            for key in pack.arrays:
+                np.testing.assert_array_equal(pack.arrays[key], frames.arrays[key], err_msg=f"{arm} {key}")

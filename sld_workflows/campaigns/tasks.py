@@ -27,7 +27,7 @@ import numpy as np
 from fireworks import FiretaskBase, Firework, FWAction, explicit_serialize
 
 from sld_workflows.campaigns import adapters as ad
-from sld_workflows.datasets.blocks import block_from_frames, write_pack
+from sld_workflows.datasets.blocks import block_from_docs, block_from_frames, write_pack
 from sld_workflows.dynamics import step as sld_step
 from sld_workflows.state import SLDState
 
@@ -37,9 +37,10 @@ def _claim(store: ad.TrajectoryStore, trajectory: str, fw_id: Any) -> dict[str, 
     return store.claim(trajectory, worker)
 
 
-def finish_trajectory(store: ad.TrajectoryStore, doc: dict[str, Any]) -> None:
-    """Pack the frames, mark COMPLETED and ready for pruning (idempotent)."""
-    block = block_from_frames(store.db, doc["_id"])
+def finish_trajectory(store: ad.TrajectoryStore, doc: dict[str, Any], docs: list[dict[str, Any]] | None = None) -> None:
+    """Pack the frames (``docs``: all of them, when this process just wrote them; else read from the
+    store), mark COMPLETED and ready for pruning (idempotent)."""
+    block = block_from_docs(doc["_id"], docs) if docs is not None else block_from_frames(store.db, doc["_id"])
     write_pack(store.db, block, meta={"campaign": doc.get("campaign"), "arm": doc.get("arm"),
                                       "structure_index": doc.get("structure_index")})
     store.update_trajectory(doc["_id"], status="COMPLETED", worker=None, campaign_queue="finished")
@@ -136,6 +137,9 @@ class CampaignSLDTask(FiretaskBase):
                                      wall_time_s=walls[-1], scf_iterations=info.get("scf_iterations"),
                                      custodian_corrections=None, engine_calls=1))
 
+        complete = n == int(doc.get("start_step", 0)) and evaluation is None  # every frame will be in memory
+        if complete:
+            docs.append(ad.frame_doc(tid, n, "state", state))  # for the pack only (already stored)
         if evaluation is None:
             evaluation = evaluate(state)
             put_evaluation(n, evaluation)
@@ -145,12 +149,12 @@ class CampaignSLDTask(FiretaskBase):
             n += 1
             docs.append(ad.frame_doc(tid, n, "state", state))
             put_evaluation(n, evaluation)
-        ad.put_frames(store, docs)
+        ad.put_frames(store, docs[1:] if complete else docs)
         store.record_step(tid, n, evaluation.energy_ev, float(sum(walls)))
         doc = {**doc, "steps_done": n}
         stored = {"trajectory": tid, "steps_done": n}
         if n >= target:
-            finish_trajectory(store, doc)
+            finish_trajectory(store, doc, docs if complete else None)
             ad.flush_if_due(lpad)
             return FWAction(stored_data=stored)
         ad.flush_if_due(lpad)
@@ -247,10 +251,10 @@ class CampaignStaticTask(FiretaskBase):
         if energy is not None:
             store.record_step(tid, last, energy, total_wall)
         ad.flush_if_due(lpad)
-        doc = store.get_trajectory(tid)
-        stored = {"trajectory": tid, "statics_done": doc["steps_done"]}
+        stored = {"trajectory": tid, "statics_done": last}
         if last >= total:
-            finish_trajectory(store, doc)
+            # all K statics computed here: pack them from memory, else read them back
+            finish_trajectory(store, doc, docs if first == 0 and len(docs) == 2 * total else None)
             ad.flush_if_due(lpad)
             return FWAction(stored_data=stored)
         return FWAction(stored_data=stored, additions=[static_firework(doc, last, int(self["count"]))])

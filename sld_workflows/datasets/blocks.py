@@ -10,7 +10,7 @@ chunks under MongoDB's 16 MB limit). Why: exports read 18,000 frames of 80 atoms
 frame documents of nested lists costs ~1 ms each on the local server, a pack of 20 frames costs about
 the same as one frame document. Packs are a derived cache: :func:`read_block` falls back to the
 frames when a trajectory has none (e.g. an unfinished or a plain ``sld submit`` trajectory), and
-``sld campaign repack`` rebuilds them.
+:func:`write_pack` of :func:`block_from_frames` rebuilds one.
 
 Arrays of a block: ``positions, velocities, spins, forces, fields`` (F, N, 3); ``moments,
 field_parallel`` (F, N) (NaN where the engine gives no parallel field); ``cell, stress`` (F, 3, 3)
@@ -33,6 +33,7 @@ PACK_CHUNK_BYTES = 8 * 2**20
 FLOAT_ARRAYS = ("positions", "velocities", "spins", "forces", "fields", "moments", "field_parallel", "cell",
                 "stress", "energy", "time_fs", "wall_time_s", "scf_iterations")
 INT_ARRAYS = ("step", "engine_calls")
+_INDEXED: set[int] = set()  # databases whose pack index this process has created
 
 
 @dataclasses.dataclass
@@ -70,10 +71,17 @@ def block_from_frames(db: Any, trajectory: str, step_range: tuple[int | None, in
             query["step"]["$gte"] = int(lo) - 1  # the midpoint of step lo-1 belongs to step lo
         if hi is not None:
             query["step"]["$lte"] = int(hi)
+    docs = db[FRAMES].find(query, {"written_on": 0, "launch_dir": 0, "engine_run_dir": 0})
+    return block_from_docs(trajectory, docs, step_range)
+
+
+def block_from_docs(trajectory: str, docs: Any, step_range: tuple[int | None, int | None] = (None, None)) -> Block:
+    """The block of frame documents ``docs`` (as stored in ``sld_frames``) of one trajectory."""
+    lo, hi = step_range
     states: dict[int, dict] = {}
     evals: dict[int, dict] = {}
     mids: dict[int, dict] = {}
-    for doc in db[FRAMES].find(query, {"written_on": 0, "launch_dir": 0, "engine_run_dir": 0}):
+    for doc in docs:
         {"state": states, "evaluation": evals, "midpoint_evaluation": mids}[doc["kind"]][int(doc["step"])] = doc
     steps = sorted(s for s in states if s in evals and (lo is None or s >= lo) and (hi is None or s <= hi))
     n = len(states[steps[0]]["data"]["species"]) if steps else 0
@@ -121,7 +129,9 @@ def write_pack(db: Any, block: Block, meta: dict[str, Any] | None = None) -> int
     """Store ``block`` in ``sld_frame_packs`` (replacing an older pack of the trajectory). Returns the
     number of chunk documents."""
     coll = db[PACKS]
-    coll.create_index([("trajectory", 1), ("chunk", 1)], unique=True, name="trajectory_chunk")
+    if id(db) not in _INDEXED:
+        coll.create_index([("trajectory", 1), ("chunk", 1)], unique=True, name="trajectory_chunk")
+        _INDEXED.add(id(db))
     per_frame = sum(v[:1].nbytes for v in block.arrays.values()) or 1
     per_chunk = max(1, PACK_CHUNK_BYTES // per_frame)
     docs = []
