@@ -104,17 +104,20 @@ def main() -> int:
                 max_fw = max(max_fw, r["max_fireworks"])
                 if r["launches"]:
                     slices.append(r["launches"] / (time.perf_counter() - ts))
-                status = campaign_status(session.lpad.db, spec.name)
-                if status["state"] == "completed" or not r["launches"]:
+                if not r["launches"] or session.lpad.db["sld_campaigns"].find_one(
+                        {"name": spec.name}, {"state": 1})["state"] == "completed":
                     break
             t_run = time.perf_counter() - t1
+            ts = time.perf_counter()
+            status = campaign_status(session.lpad.db, spec.name)
+            t_status = time.perf_counter() - ts
             engine = sum(a["engine_wall_time_s"] for a in status["arms"].values())
             points = {a: f"{r['points_done']}/{r['points_requested']}" for a, r in status["arms"].items()}
             print(f"campaign {spec.name}: {args.structures} structures; points {points}; state {status['state']}")
             print(f"  create (pool NpT run + {2 * args.structures + 1} trajectories stored): {t_create:.1f} s")
             print(f"  run: {t_run:.1f} s wall, engine {engine:.1f} s -> orchestration share {1 - engine / t_run:.1%}; "
                   f"wall/engine = {t_run / engine:.1f}")
-            print(f"  total (create + run): {t_create + t_run:.1f} s (goal < 600 s)")
+            print(f"  total (create + run): {t_create + t_run:.1f} s (goal < 600 s); campaign_status {t_status:.2f} s")
             print(f"  Fireworks per second by slice of {args.slice}: " + ", ".join(f"{x:.1f}" for x in slices)
                   + (f"; last/first = {slices[-2] / slices[0]:.2f}" if len(slices) > 2 else ""))
             print(f"  most Fireworks on the LaunchPad at once: {max_fw} "

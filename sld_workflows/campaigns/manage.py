@@ -293,17 +293,23 @@ def campaign_status(db: Any, name: str) -> dict[str, Any]:
     for arm, cfg in camp["arms"].items():
         rows = list(trajs.find({"campaign": name, "arm": arm},
                                {"steps_done": 1, "steps_requested": 1, "start_step": 1, "status": 1,
-                                "campaign_queue": 1, "engine_wall_time_s": 1}))
+                                "campaign_queue": 1, "engine_wall_time_s": 1, "cost": 1}))
         queue: dict[str, int] = {}
         for r in rows:
             queue[r.get("campaign_queue", "?")] = queue.get(r.get("campaign_queue", "?"), 0) + 1
         per_traj = cfg.get("n_steps", cfg.get("n_statics", 0))
-        ids = [r["_id"] for r in rows]
-        wall = scf = 0.0
-        calls = evaluations = 0
-        scf_known = 0
-        for f in frames.find({"trajectory": {"$in": ids}, "kind": {"$in": ["evaluation", "midpoint_evaluation"]}},
-                             {"wall_time_s": 1, "scf_iterations": 1, "kind": 1}):
+        # finished trajectories carry their cost summary; only the others' frames are read
+        done = [r["cost"] for r in rows if r.get("cost")]
+        ids = [r["_id"] for r in rows if not r.get("cost")]
+        wall = float(sum(c["wall_time_s"] for c in done))
+        scf = float(sum(c["scf_iterations"] or 0.0 for c in done))
+        scf_known = sum(c["scf_iterations"] is not None for c in done)
+        calls = int(sum(c["engine_calls"] for c in done))
+        evaluations = int(sum(c["evaluations"] for c in done))
+        kinds = {"$in": ["evaluation", "midpoint_evaluation"]}
+        scanned = frames.find({"trajectory": {"$in": ids}, "kind": kinds},
+                              {"wall_time_s": 1, "scf_iterations": 1, "kind": 1}) if ids else []
+        for f in scanned:
             wall += float(f.get("wall_time_s") or 0.0)
             if f.get("scf_iterations") is not None:
                 scf += float(f["scf_iterations"])

@@ -43,7 +43,12 @@ def finish_trajectory(store: ad.TrajectoryStore, doc: dict[str, Any], docs: list
     block = block_from_docs(doc["_id"], docs) if docs is not None else block_from_frames(store.db, doc["_id"])
     write_pack(store.db, block, meta={"campaign": doc.get("campaign"), "arm": doc.get("arm"),
                                       "structure_index": doc.get("structure_index")})
-    store.update_trajectory(doc["_id"], status="COMPLETED", worker=None, campaign_queue="finished")
+    a = block.arrays
+    scf = a["scf_iterations"]
+    cost = {"evaluations": int(block.n_frames), "engine_calls": int(a["engine_calls"].sum()),
+            "wall_time_s": float(np.nansum(a["wall_time_s"])),
+            "scf_iterations": float(np.nansum(scf)) if np.any(np.isfinite(scf)) else None}
+    store.update_trajectory(doc["_id"], status="COMPLETED", worker=None, campaign_queue="finished", cost=cost)
 
 
 def _spec(doc: dict[str, Any], step: int, kind: str) -> dict[str, Any]:
