@@ -6,7 +6,10 @@ Frame layout (one ``ase.Atoms`` per stored step, written with ``ase.io.write(for
   through a ``SinglePointCalculator`` (the keys ASE, NequIP and MACE importers read), plus the
   custom arrays ``spins`` (unit vectors), ``moments_mub`` (moment sizes), ``fields_ev_per_mub``
   (effective field, the part perpendicular to the spin), ``velocities_a_per_fs``, and
-  ``field_parallel_ev_per_mub`` when the engine reports it;
+  ``field_parallel_ev_per_mub`` when the engine reports it; ``masses`` (amu) and ``momenta`` (ASE units),
+  so that after ``ase.io.read`` the usual accessors work: ``atoms.get_temperature()``,
+  ``atoms.get_velocities()``, ``atoms.calc.results`` / ``atoms.get_potential_energy()``,
+  ``atoms.get_forces()``, ``atoms.calc.results["magmoms"]`` (N, 3);
 - header (``info``): ``energy`` (eV, via the calculator), ``stress`` if any, ``time_fs``, ``step``,
   ``temperature_lattice_k``, ``temperature_spin_k`` (Nowak estimator, only when the engine gives the
   parallel field), plus whatever the driver passes in ``extra_info`` (``run_local``: bath temperature,
@@ -55,7 +58,7 @@ def spin_temperature_of(state: SLDState, evaluation: Evaluation) -> float | None
 
 def frame_atoms(state: SLDState, evaluation: Evaluation, extra_info: Mapping[str, Any] | None = None):
     """An ``ase.Atoms`` holding one frame (see the module docstring for the layout)."""
-    from ase import Atoms
+    from ase import Atoms, units
     from ase.calculators.singlepoint import SinglePointCalculator
 
     evaluation.check_matches(state)
@@ -67,6 +70,9 @@ def frame_atoms(state: SLDState, evaluation: Evaluation, extra_info: Mapping[str
         parallel = np.array(evaluation.field_parallel_ev_per_mub, dtype=float)
         atoms.new_array("field_parallel_ev_per_mub", parallel)
     atoms.new_array("velocities_a_per_fs", np.array(state.velocities, dtype=float))
+    # masses and momenta (ASE units) make atoms.get_temperature()/get_velocities() work after ase.io.read
+    atoms.set_masses(np.array(state.masses_amu, dtype=float))
+    atoms.set_velocities(np.array(state.velocities, dtype=float) / units.fs)
     info: dict[str, Any] = {
         "step": int(state.step),
         "time_fs": float(state.time_fs),
