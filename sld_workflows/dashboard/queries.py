@@ -1,0 +1,489 @@
+"""Every database read of the dashboard: small documents and indexed queries, never whole trajectories.
+
+This module is the one place the dashboard talks to the database (pymongo API on a
+:class:`~sld_workflows.dashboard.source.ReadOnlyDatabase`), so it can be re-pointed at other store
+modules without touching the pages. What each page reads:
+
+- trajectories table: ``sld_trajectories`` documents with a projection (no spec/engine/provenance
+  bodies), filtered, sorted, skipped and limited by the database — one ``find`` and one ``count``;
+- one trajectory: its document; the *steps* of its state frames (projection ``step`` only, covered by
+  the unique ``(trajectory, step, kind)`` index); then at most ``max_points`` chosen steps are read
+  with ``step: {$in: ...}``. Temperatures, magnetisation and order parameters are computed from those
+  frames only, and cached per (trajectory, step) — stored frames are immutable (insert-or-verify), so
+  a cached value can never go stale. Energies and DFT costs of the chosen steps come from the
+  evaluation frames' scalar fields;
+- campaigns: ``sld_campaigns`` plus one ``aggregate`` over the campaign's trajectory documents;
+- workers: RUNNING launches (``state`` is indexed by FireWorks) and the latest launches by ``launch_id``.
+"""
+
+from __future__ import annotations
+
+import datetime
+import math
+import os
+import re
+import socket
+import time
+from collections import OrderedDict
+from typing import Any
+
+TRAJECTORIES = "sld_trajectories"
+FRAMES = "sld_frames"
+CAMPAIGNS = "sld_campaigns"
+
+#: projection of a trajectory document for tables (the spec, engine and provenance bodies can be large)
+TABLE_PROJECTION = {
+    "name": 1, "status": 1, "steps_done": 1, "steps_requested": 1, "start_step": 1, "last_energy_ev": 1,
+    "engine_wall_time_s": 1, "worker": 1, "campaign": 1, "arm": 1, "created_on": 1, "updated_on": 1,
+    "layout": 1, "spec.spec.structure.preset": 1, "spec.spec.engine.kind": 1, "spec.spec.engine.preset": 1,
+    "engine.@class": 1, "root_fw_id": 1,
+}
+#: sortable columns of the trajectories table -> database field
+SORT_FIELDS = {
+    "id": "_id", "name": "name", "material": "spec.spec.structure.preset", "engine": "spec.spec.engine.kind",
+    "steps_done": "steps_done", "steps_requested": "steps_requested", "state": "status",
+    "last_energy_ev": "last_energy_ev", "wall_time_s": "engine_wall_time_s", "worker": "worker.host",
+    "created": "created_on", "updated": "updated_on", "campaign": "campaign",
+}
+STATES = ("READY", "RUNNING", "COMPLETED", "STOPPED", "FIZZLED")
+EVAL_KINDS = ["evaluation", "midpoint_evaluation"]
+#: a RUNNING launch whose heartbeat is older than this counts as not alive (FireWorks' RUN_EXPIRATION_SECS
+#: with config/FW_config.yaml); on this host a live pid overrides it
+DEFAULT_EXPIRATION_S = 1800.0
+
+
+def _epoch(value: Any) -> float | None:
+    """Seconds since the epoch from a datetime (naive = UTC), an ISO string (FireWorks) or a number."""
+    if value is None:
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            value = datetime.datetime.fromisoformat(value)
+        except ValueError:
+            return None
+    if isinstance(value, datetime.datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=datetime.UTC)
+        return value.timestamp()
+    return None
+
+
+def _finite(x: Any) -> float | None:
+    try:
+        x = float(x)
+    except (TypeError, ValueError):
+        return None
+    return x if math.isfinite(x) else None
+
+
+def material_of(doc: dict[str, Any]) -> str | None:
+    spec = ((doc.get("spec") or {}).get("spec")) or {}
+    return ((spec.get("structure") or {}).get("preset")) or ((spec.get("engine") or {}).get("preset"))
+
+
+def engine_of(doc: dict[str, Any]) -> str | None:
+    spec = ((doc.get("spec") or {}).get("spec")) or {}
+    return ((spec.get("engine") or {}).get("kind")) or ((doc.get("engine") or {}).get("@class"))
+
+
+def table_row(doc: dict[str, Any]) -> dict[str, Any]:
+    worker = doc.get("worker") or {}
+    return {
+        "id": doc["_id"], "name": doc.get("name"), "material": material_of(doc), "engine": engine_of(doc),
+        "steps_done": doc.get("steps_done"), "steps_requested": doc.get("steps_requested"),
+        "start_step": doc.get("start_step"), "state": doc.get("status"),
+        "last_energy_ev": _finite(doc.get("last_energy_ev")), "wall_time_s": _finite(doc.get("engine_wall_time_s")),
+        "worker": worker.get("host") and f"{worker.get('host')}:{worker.get('pid')}",
+        "campaign": doc.get("campaign"), "arm": doc.get("arm"), "layout": doc.get("layout"),
+        "created": _epoch(doc.get("created_on")), "updated": _epoch(doc.get("updated_on")),
+    }
+
+
+class SeriesCache:
+    """Derived per-step scalars keyed by (trajectory, step); bounded LRU. Frames never change once
+    stored, so entries stay valid; a different store (``generation``) clears it."""
+
+    def __init__(self, max_entries: int = 200_000) -> None:
+        self.max_entries = int(max_entries)
+        self._data: OrderedDict[tuple[str, int], dict[str, float | None]] = OrderedDict()
+        self.generation: Any = None
+
+    def check_generation(self, generation: Any) -> None:
+        if generation != self.generation:
+            self._data.clear()
+            self.generation = generation
+
+    def get(self, key: tuple[str, int]) -> dict[str, float | None] | None:
+        value = self._data.get(key)
+        if value is not None:
+            self._data.move_to_end(key)
+        return value
+
+    def put(self, key: tuple[str, int], value: dict[str, float | None]) -> None:
+        self._data[key] = value
+        while len(self._data) > self.max_entries:
+            self._data.popitem(last=False)
+
+
+def pick_steps(steps: list[int], max_points: int) -> list[int]:
+    """At most ``max_points`` of the sorted ``steps``, evenly spaced, always with the first and last."""
+    if len(steps) <= max_points:
+        return list(steps)
+    n = max(2, int(max_points))
+    idx = sorted({round(i * (len(steps) - 1) / (n - 1)) for i in range(n)})
+    return [steps[i] for i in idx]
+
+
+class Queries:
+    """The dashboard's reads on one database (a :class:`ReadOnlyDatabase`)."""
+
+    def __init__(self, db: Any, cache: SeriesCache | None = None, live_pid_check: bool = True) -> None:
+        self.db = db
+        self.cache = cache if cache is not None else SeriesCache()
+        self.live_pid_check = live_pid_check
+
+    # ------------------------------------------------------------------ trajectories
+    def trajectory_query(self, params: dict[str, Any]) -> dict[str, Any]:
+        query: dict[str, Any] = {}
+        clauses = []
+        if params.get("q"):
+            rx = {"$regex": re.escape(params["q"]), "$options": "i"}
+            clauses.append({"$or": [{"name": rx}, {"_id": rx}]})
+        if params.get("material"):
+            clauses.append({"$or": [{"spec.spec.structure.preset": params["material"]},
+                                    {"spec.spec.engine.preset": params["material"]}]})
+        if params.get("engine"):
+            clauses.append({"$or": [{"spec.spec.engine.kind": params["engine"]},
+                                    {"engine.@class": params["engine"]}]})
+        if params.get("state"):
+            query["status"] = params["state"]
+        if params.get("campaign"):
+            query["campaign"] = params["campaign"]
+        if params.get("arm"):
+            query["arm"] = params["arm"]
+        if clauses:
+            query["$and"] = clauses
+        return query
+
+    def trajectories(self, params: dict[str, Any]) -> dict[str, Any]:
+        """One page of the table: {rows, total, page, per_page, pages, sort, order, facets}."""
+        coll = self.db[TRAJECTORIES]
+        query = self.trajectory_query(params)
+        total = coll.count_documents(query)
+        per_page, page = int(params["per_page"]), int(params["page"])
+        pages = max(1, math.ceil(total / per_page))
+        field = SORT_FIELDS[params["sort"]]
+        direction = -1 if params["order"] == "desc" else 1
+        sort = [(field, direction)] + ([("_id", 1)] if field != "_id" else [])
+        cursor = coll.find(query, TABLE_PROJECTION).sort(sort).skip((page - 1) * per_page).limit(per_page)
+        rows = [table_row(d) for d in cursor]
+        return {"rows": rows, "total": total, "page": page, "per_page": per_page, "pages": pages,
+                "sort": params["sort"], "order": params["order"], "facets": self.facets()}
+
+    def facets(self) -> dict[str, list[str]]:
+        coll = self.db[TRAJECTORIES]
+        mats = {*coll.distinct("spec.spec.structure.preset"), *coll.distinct("spec.spec.engine.preset")}
+        engines = set(coll.distinct("spec.spec.engine.kind"))
+        return {"material": sorted(str(m) for m in mats if m), "engine": sorted(str(e) for e in engines if e),
+                "state": list(STATES)}
+
+    def trajectory(self, trajectory_id: str) -> dict[str, Any] | None:
+        doc = self.db[TRAJECTORIES].find_one({"_id": trajectory_id}, {"provenance.engine_settings": 0})
+        if doc is None:
+            return None
+        row = table_row(doc)
+        dyn = doc.get("dynamics") or {}
+        temp = dyn.get("temperature")
+        if isinstance(temp, dict):
+            temp = temp.get("points")
+        row.update({
+            "parent": doc.get("parent"), "branch_step": doc.get("branch_step"), "output_every": doc.get("output_every"),
+            "dynamics": {k: dyn.get(k) for k in ("dt_fs", "ensemble", "spin_scheme", "alpha", "seed",
+                                                 "friction_per_fs", "pressure_gpa")} | {"temperature": temp},
+            "provenance": {k: v for k, v in (doc.get("provenance") or {}).items() if k != "engine_settings"},
+            "worker_record": doc.get("worker"), "root_fw_id": doc.get("root_fw_id"),
+        })
+        return row
+
+    # ------------------------------------------------------------------ series of one trajectory
+    def state_steps(self, trajectory_id: str) -> list[int]:
+        cursor = self.db[FRAMES].find({"trajectory": trajectory_id, "kind": "state"}, {"step": 1, "_id": 0})
+        return sorted(int(d["step"]) for d in cursor)
+
+    def series(self, trajectory_id: str, max_points: int = 300) -> dict[str, Any]:
+        """Per-step scalars at <= max_points stored steps: time, energy, temperatures, |m|, the preset's
+        order parameters, cell lengths/angles (NpT), SCF iterations, Custodian corrections, restart breaks."""
+        from sld_workflows.analysis.order import order_parameters
+        from sld_workflows.dynamics.lattice import kinetic_temperature_k
+        from sld_workflows.evaluation import Evaluation
+        from sld_workflows.state import SLDState
+
+        doc = self.db[TRAJECTORIES].find_one({"_id": trajectory_id}, {**TABLE_PROJECTION, "dynamics.ensemble": 1})
+        if doc is None:
+            raise KeyError(trajectory_id)
+        material = material_of(doc)
+        all_steps = self.state_steps(trajectory_id)
+        chosen = pick_steps(all_steps, max_points)
+        frames = self.db[FRAMES]
+        evals = {int(d["step"]): d for d in frames.find(
+            {"trajectory": trajectory_id, "kind": "evaluation", "step": {"$in": chosen}},
+            {"data": 0, "_id": 0})}
+        missing = [s for s in chosen if self.cache.get((trajectory_id, s)) is None]
+        if missing:
+            states = frames.find({"trajectory": trajectory_id, "kind": "state", "step": {"$in": missing}},
+                                 {"_id": 0, "step": 1, "data": 1})
+            eval_data = {int(d["step"]): d.get("data") for d in frames.find(
+                {"trajectory": trajectory_id, "kind": "evaluation", "step": {"$in": missing}},
+                {"_id": 0, "step": 1, "data": 1})}
+            for sdoc in states:
+                step = int(sdoc["step"])
+                state = SLDState.from_dict(sdoc["data"])
+                ev = Evaluation.from_dict(eval_data[step]) if eval_data.get(step) else None
+                values: dict[str, float | None]
+                if material:
+                    try:
+                        values = dict(order_parameters(material, state, ev))
+                    except Exception:  # an unknown preset name (a newer store): the generic quantities
+                        values = {}
+                else:
+                    values = {}
+                if "m" not in values:
+                    from sld_workflows.analysis.order import magnetisation
+
+                    values["m"] = magnetisation(state.spins, state.magnetic)[1]
+                    values["T_lattice_K"] = kinetic_temperature_k(state.velocities, state.masses_amu)
+                    if ev is not None:
+                        from sld_workflows.dynamics.spin import state_spin_temperature_k
+
+                        values["T_spin_K"] = state_spin_temperature_k(state, ev)
+                import numpy as np
+
+                cell = np.asarray(state.cell, dtype=float)
+                lengths = np.linalg.norm(cell, axis=1)
+                values.update({"a_A": lengths[0], "b_A": lengths[1], "c_A": lengths[2],
+                               "volume_A3": float(abs(np.linalg.det(cell)))})
+                values["time_fs"] = float(state.time_fs)
+                self.cache.put((trajectory_id, step), {k: _finite(v) for k, v in values.items()})
+        rows = []
+        for step in chosen:
+            values = dict(self.cache.get((trajectory_id, step)) or {})
+            ev = evals.get(step) or {}
+            info = ev.get("info") or {}
+            chain = info.get("restart_chain") if isinstance(info, dict) else None
+            corrections = ev.get("custodian_corrections")
+            n_corr = len(corrections) if isinstance(corrections, list | dict) else _finite(corrections)
+            values.update({
+                "step": step, "energy_ev": _finite(ev.get("energy_ev")), "wall_time_s": _finite(ev.get("wall_time_s")),
+                "scf_iterations": _finite(ev.get("scf_iterations")), "custodian_corrections": n_corr,
+                "restart_break": (None if not isinstance(chain, dict) else
+                                  float(bool(chain.get("broken_by")) or (chain.get("seeded_from") is not None
+                                                                         and not chain.get("intact", True)))),
+            })
+            rows.append(values)
+        keys = sorted({k for r in rows for k in r})
+        columns = {k: [r.get(k) for r in rows] for k in keys}
+        is_dft = any(v is not None for v in columns.get("scf_iterations", [])) or \
+            any(v is not None for v in columns.get("restart_break", []))
+        return {"trajectory": trajectory_id, "material": material, "n_stored_steps": len(all_steps),
+                "n_points": len(chosen), "columns": columns, "dft": is_dft,
+                "npt": (doc.get("dynamics") or {}).get("ensemble") == "npt"}
+
+    def spins(self, trajectory_id: str) -> dict[str, Any] | None:
+        """Positions, spins and species of the latest stored state (one frame, projected)."""
+        doc = self.db[FRAMES].find_one({"trajectory": trajectory_id, "kind": "state"},
+                                       {"_id": 0, "step": 1, "data.positions": 1, "data.spins": 1,
+                                        "data.species": 1, "data.cell": 1, "data.time_fs": 1},
+                                       sort=[("step", -1)])
+        if doc is None:
+            return None
+        data = doc.get("data") or {}
+        return {"step": doc["step"], "time_fs": data.get("time_fs"), "positions": data.get("positions"),
+                "spins": data.get("spins"), "species": data.get("species"), "cell": data.get("cell")}
+
+    # ------------------------------------------------------------------ Fireworks
+    def fireworks(self, trajectory_id: str, root_fw_id: int | None, limit: int = 200) -> dict[str, Any]:
+        """The trajectory's Fireworks (newest first, at most ``limit``) with state and launch directory."""
+        fw_ids: list[int] | None = None
+        if root_fw_id is not None:
+            wf = self.db["workflows"].find_one({"nodes": root_fw_id}, {"nodes": 1})
+            if wf is not None:
+                fw_ids = sorted(int(x) for x in wf.get("nodes", []))
+        if fw_ids is not None:
+            query: dict[str, Any] = {"fw_id": {"$in": fw_ids}}
+        else:
+            query = {"spec.sld.trajectory": trajectory_id}
+        coll = self.db["fireworks"]
+        total = coll.count_documents(query)
+        counts: dict[str, int] = {}
+        for d in coll.aggregate([{"$match": query}, {"$group": {"_id": "$state", "n": {"$sum": 1}}}]):
+            counts[str(d["_id"])] = int(d["n"])
+        fws = list(coll.find(query, {"_id": 0, "fw_id": 1, "name": 1, "state": 1, "launches": 1,
+                                     "spec.sld": 1, "updated_on": 1}).sort("fw_id", -1).limit(limit))
+        launch_ids = [fw["launches"][-1] for fw in fws if fw.get("launches")]
+        launches = {d["launch_id"]: d for d in self.db["launches"].find(
+            {"launch_id": {"$in": launch_ids}},
+            {"_id": 0, "launch_id": 1, "launch_dir": 1, "host": 1, "state": 1, "time_start": 1, "time_end": 1,
+             "action.stored_data._exception._stacktrace": 1})}
+        rows = []
+        for fw in fws:
+            launch = launches.get(fw["launches"][-1]) if fw.get("launches") else None
+            sld = (fw.get("spec") or {}).get("sld") or {}
+            rows.append({"fw_id": fw["fw_id"], "name": fw.get("name"), "state": fw.get("state"),
+                         "step": sld.get("step"), "kind": sld.get("kind"),
+                         "launch_dir": (launch or {}).get("launch_dir"), "host": (launch or {}).get("host"),
+                         "error": _failure_reason(launch)})
+        return {"total": total, "states": counts, "rows": rows, "shown": len(rows)}
+
+    # ------------------------------------------------------------------ campaigns
+    def campaigns(self) -> list[dict[str, Any]]:
+        return [self.campaign_summary(doc) for doc in
+                self.db[CAMPAIGNS].find({}, {"_id": 0}).sort("created", -1).limit(200)]
+
+    def campaign(self, name: str) -> dict[str, Any] | None:
+        doc = self.db[CAMPAIGNS].find_one({"name": name}, {"_id": 0})
+        return None if doc is None else self.campaign_summary(doc, failures=True)
+
+    def campaign_summary(self, doc: dict[str, Any], failures: bool = False) -> dict[str, Any]:
+        """Per arm: trajectories by state, steps done/requested, engine time, cost in reference-point units.
+
+        Cost unit: one static reference calculation = 1. A unit's wall time is the mean engine time per
+        finished reference calculation of this campaign's reference arms; without one, each engine
+        evaluation counts as one unit (a DFT SLD step restarted from the previous WAVECAR is cheaper in
+        practice, so this bound is conservative)."""
+        name = doc.get("name")
+        arms: dict[str, Any] = {}
+        group = {"_id": {"arm": "$arm", "status": "$status"}, "n": {"$sum": 1},
+                 "done": {"$sum": {"$subtract": ["$steps_done", "$start_step"]}},
+                 "requested": {"$sum": {"$subtract": ["$steps_requested", "$start_step"]}},
+                 "wall": {"$sum": "$engine_wall_time_s"}}
+        for d in self.db[TRAJECTORIES].aggregate([{"$match": {"campaign": name}}, {"$group": group}]):
+            arm = str(d["_id"].get("arm"))
+            a = arms.setdefault(arm, {"states": {}, "trajectories": 0, "steps_done": 0, "steps_requested": 0,
+                                      "wall_time_s": 0.0})
+            a["states"][str(d["_id"].get("status"))] = int(d["n"])
+            a["trajectories"] += int(d["n"])
+            a["steps_done"] += int(d.get("done") or 0)
+            a["steps_requested"] += int(d.get("requested") or 0)
+            a["wall_time_s"] += float(d.get("wall") or 0.0)
+        spec_arms = doc.get("arms") or {}
+        for arm, a in spec_arms.items():
+            got = arms.setdefault(arm, {"states": {}, "trajectories": 0, "steps_done": 0, "steps_requested": 0,
+                                        "wall_time_s": 0.0})
+            got["kind"] = a.get("kind")
+            got["planned_structures"] = a.get("n_structures")
+            got["planned_steps"] = a.get("n_steps", a.get("n_statics"))
+        ref_wall = sum(a["wall_time_s"] for a in arms.values() if a.get("kind") == "reference")
+        ref_evals = sum(a["steps_done"] + a.get("states", {}).get("COMPLETED", 0)
+                        for a in arms.values() if a.get("kind") == "reference")
+        unit_s = ref_wall / ref_evals if ref_evals and ref_wall > 0 else None
+        for a in arms.values():
+            evaluations = a["steps_done"] + a["trajectories"]  # + the initial evaluation of each trajectory
+            a["cost_units"] = a["wall_time_s"] / unit_s if unit_s else float(evaluations)
+            a["fraction_done"] = a["steps_done"] / a["steps_requested"] if a["steps_requested"] else None
+        out = {"name": name, "created": _epoch(doc.get("created")), "state": doc.get("state"), "arms": arms,
+               "cost_units": sum(a["cost_units"] for a in arms.values()),
+               "cost_method": "wall time / mean reference calculation" if unit_s else "engine evaluations",
+               "reference_unit_s": unit_s,
+               "trajectories": sum(a["trajectories"] for a in arms.values()),
+               "states": _merge_counts(a["states"] for a in arms.values())}
+        if failures:
+            out["failures"] = self.campaign_failures(name)
+        return out
+
+    def campaign_failures(self, name: str, limit: int = 50) -> list[dict[str, Any]]:
+        ids = [d["_id"] for d in self.db[TRAJECTORIES].find({"campaign": name}, {"_id": 1})]
+        if not ids:
+            return []
+        fws = list(self.db["fireworks"].find({"state": "FIZZLED", "spec.sld.trajectory": {"$in": ids}},
+                                             {"_id": 0, "fw_id": 1, "name": 1, "launches": 1, "spec.sld": 1})
+                   .sort("fw_id", -1).limit(limit))
+        launch_ids = [fw["launches"][-1] for fw in fws if fw.get("launches")]
+        launches = {d["launch_id"]: d for d in self.db["launches"].find(
+            {"launch_id": {"$in": launch_ids}},
+            {"_id": 0, "launch_id": 1, "launch_dir": 1, "action.stored_data._exception._stacktrace": 1})}
+        return [{"fw_id": fw["fw_id"], "trajectory": ((fw.get("spec") or {}).get("sld") or {}).get("trajectory"),
+                 "step": ((fw.get("spec") or {}).get("sld") or {}).get("step"),
+                 "reason": _failure_reason(launches.get(fw["launches"][-1]) if fw.get("launches") else None)}
+                for fw in fws]
+
+    # ------------------------------------------------------------------ workers
+    def workers(self, expiration_s: float = DEFAULT_EXPIRATION_S, recent: int = 200,
+                now: float | None = None) -> dict[str, Any]:
+        """Workers seen in RUNNING and recent launches, grouped by (host, FireWorker name)."""
+        now = time.time() if now is None else now
+        fields = {"_id": 0, "launch_id": 1, "fw_id": 1, "host": 1, "fworker.name": 1, "state": 1,
+                  "time_start": 1, "time_end": 1, "state_history": {"$slice": -1}, "launch_dir": 1}
+        launches = {d["launch_id"]: d for d in self.db["launches"].find({"state": "RUNNING"}, fields)}
+        for d in self.db["launches"].find({}, fields).sort("launch_id", -1).limit(recent):
+            launches.setdefault(d["launch_id"], d)
+        fw_ids = sorted({d["fw_id"] for d in launches.values()})
+        fw_traj = {d["fw_id"]: ((d.get("spec") or {}).get("sld") or {}) for d in self.db["fireworks"].find(
+            {"fw_id": {"$in": fw_ids}}, {"_id": 0, "fw_id": 1, "spec.sld": 1})}
+        pids: dict[int, int] = {}
+        for d in self.db[TRAJECTORIES].find({"status": "RUNNING", "worker": {"$ne": None}},
+                                            {"_id": 1, "worker": 1}):
+            w = d.get("worker") or {}
+            if w.get("fw_id") is not None and w.get("pid") is not None:
+                pids[int(w["fw_id"])] = int(w["pid"])
+        workers: dict[tuple[str, str], dict[str, Any]] = {}
+        here = socket.gethostname()
+        for d in sorted(launches.values(), key=lambda x: x["launch_id"]):
+            key = (str(d.get("host")), str((d.get("fworker") or {}).get("name")))
+            w = workers.setdefault(key, {"host": key[0], "fworker": key[1], "running": [], "last_seen": None,
+                                         "launches_seen": 0, "alive": False})
+            w["launches_seen"] += 1
+            history = d.get("state_history") or [{}]
+            beat = _epoch(history[-1].get("updated_on")) or _epoch(history[-1].get("created_on")) \
+                or _epoch(d.get("time_end")) or _epoch(d.get("time_start"))
+            if beat is not None and (w["last_seen"] is None or beat > w["last_seen"]):
+                w["last_seen"] = beat
+            if d.get("state") == "RUNNING":
+                sld = fw_traj.get(d["fw_id"], {})
+                pid = pids.get(d["fw_id"])
+                alive = beat is not None and now - beat < expiration_s
+                if self.live_pid_check and pid is not None and key[0] == here:
+                    alive = _pid_alive(pid)
+                w["running"].append({"fw_id": d["fw_id"], "trajectory": sld.get("trajectory"),
+                                     "step": sld.get("step"), "pid": pid, "heartbeat": beat, "alive": alive,
+                                     "launch_dir": d.get("launch_dir")})
+                w["alive"] = w["alive"] or alive
+        rows = sorted(workers.values(), key=lambda w: (not w["running"], -(w["last_seen"] or 0)))
+        for w in rows:
+            w["heartbeat_age_s"] = None if w["last_seen"] is None else max(0.0, now - w["last_seen"])
+        return {"workers": rows, "expiration_s": expiration_s, "running": sum(len(w["running"]) for w in rows)}
+
+    # ------------------------------------------------------------------ overview
+    def counts(self) -> dict[str, Any]:
+        states = {str(d["_id"]): int(d["n"]) for d in self.db[TRAJECTORIES].aggregate(
+            [{"$group": {"_id": "$status", "n": {"$sum": 1}}}])}
+        return {"trajectories": sum(states.values()), "states": states,
+                "campaigns": self.db[CAMPAIGNS].count_documents({})}
+
+
+def _merge_counts(dicts: Any) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for d in dicts:
+        for k, v in d.items():
+            out[k] = out.get(k, 0) + v
+    return out
+
+
+def _failure_reason(launch: dict[str, Any] | None) -> str | None:
+    """Last line of a fizzled launch's stored stack trace (FireWorks keeps it in action.stored_data)."""
+    trace = ((((launch or {}).get("action") or {}).get("stored_data") or {}).get("_exception") or {}).get("_stacktrace")
+    if not trace:
+        return None
+    lines = [ln for ln in str(trace).strip().splitlines() if ln.strip()]
+    return lines[-1][:300] if lines else None
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
