@@ -17,7 +17,7 @@
   function plot(id, traces, title, ytitle, extra) {
     traces = traces.filter((t) => t !== null);
     if (!traces.length) return;
-    const layout = Object.assign({}, base, { title: { text: title }, xaxis: { title: { text: "time (fs)" } },
+    const layout = Object.assign({}, base, { height: 300, title: { text: title }, xaxis: { title: { text: "time (fs)" } },
       yaxis: { title: { text: ytitle } } }, extra || {});
     Plotly.newPlot(id, traces, layout, cfg);
   }
@@ -36,7 +36,7 @@
     if (s.npt) {
       plot("plot-cell", [line(c, "a_A", "a"), line(c, "b_A", "b"), line(c, "c_A", "c"),
         line(c, "volume_A3", "volume", "y2")], "Cell (NpT)", "Å",
-        { yaxis2: { title: { text: "Å³" }, overlaying: "y", side: "right" } });
+        { yaxis2: { title: { text: "volume (Å³)" }, overlaying: "y", side: "right", tickformat: ".2f" } });
     }
     if (s.dft) {
       const bar = (k, n) => (c[k] ? { x: c.step, y: c[k], name: n, type: "bar" } : null);
@@ -55,7 +55,7 @@
       anchor: "center", colorscale: "Viridis", showscale: false,
       text: sp.species, hoverinfo: "text+u+v+w" };
     Plotly.newPlot("plot-spins", [trace], Object.assign({}, base, {
-      title: { text: "Spins at step " + sp.step }, scene: { aspectmode: "data" } }), cfg);
+      height: 520, title: { text: "Spins at step " + sp.step }, scene: { aspectmode: "data" } }), cfg);
     section.dataset.spinsLoaded = "1";
   });
 })();
