@@ -193,7 +193,7 @@ def test_snapshot_while_store_is_locked_and_reload(project, tmp_path):
     lock = StoreLock(store)
     lock.acquire()
     try:
-        source = SnapshotSource(store, min_reload_interval_s=0.0)
+        source = SnapshotSource(store, min_reload_interval_s=0.0, background=False)
         client = create_app(source).test_client()
         info = client.get("/api/source").get_json()
         assert info["kind"] == "embedded" and 119 < info["age_s"] < 200 and f"pid {os.getpid()}" in info["owner"]

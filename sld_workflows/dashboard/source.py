@@ -93,23 +93,38 @@ def load_store_file(path: str | os.PathLike) -> tuple[Any, str]:
     client = _private_mongomock_client()
     db = client[name]
     for cname, cdump in (dump.get(name) or {}).items():
-        docs = [doc for _, doc in cdump.get("documents", [])]
-        if docs:
-            db[cname].insert_many(docs)
+        pairs = cdump.get("documents", [])
+        if not pairs:
+            continue
+        collection_store = client._store[name][cname]
+        documents = getattr(collection_store, "_documents", None)
+        if documents is not None:  # mongomock's own layout (what mongomock-persistence loads): no per-doc copy
+            documents.update((key, doc) for key, doc in pairs)
+        else:  # pragma: no cover - a mongomock without that layout
+            db[cname].insert_many([doc for _, doc in pairs])
     return db, name
 
 
 class SnapshotSource:
-    """The last saved copy of an embedded store, reloaded when the file changes (never locked)."""
+    """The last saved copy of an embedded store, reloaded when the file changes (never locked).
+
+    Loading a large store takes seconds (JSON parse), so with ``background=True`` a newer file is
+    loaded in a thread while requests keep reading the previous snapshot; the page says how old the
+    snapshot it shows is.
+    """
 
     live = False
 
-    def __init__(self, store_file: str | os.PathLike, min_reload_interval_s: float = 1.0) -> None:
+    def __init__(self, store_file: str | os.PathLike, min_reload_interval_s: float = 1.0,
+                 background: bool = True) -> None:
         self.store_file = Path(store_file)
         if not self.store_file.is_file():
             raise SourceError(f"no embedded store at {self.store_file} (name it with --project DIR, "
                               "or a server database with -l launchpad.yaml)")
         self.min_reload_interval_s = float(min_reload_interval_s)
+        self.background = bool(background)
+        self._loader: threading.Thread | None = None
+        self.load_time_s: float | None = None
         self._lock = threading.Lock()
         self._mtime: float | None = None
         self._checked = 0.0
@@ -133,10 +148,33 @@ class SnapshotSource:
                 if self._db is not None:
                     return  # keep the last good snapshot while the owner replaces the file
                 raise SourceError(f"cannot read {self.store_file}: {exc}") from None
-            if mtime != self._mtime:
-                db, _ = load_store_file(self.store_file)
-                self._db, self._mtime = db, mtime
-                self.generation += 1
+            if mtime == self._mtime or (self._loader is not None and self._loader.is_alive()):
+                return
+            if self._db is None or not self.background:
+                self._load(mtime)
+            else:
+                self._loader = threading.Thread(target=self._load_quietly, args=(mtime,), daemon=True,
+                                                name="sld-dashboard-snapshot")
+                self._loader.start()
+
+    def _load(self, mtime: float) -> None:
+        start = time.perf_counter()
+        db, _ = load_store_file(self.store_file)
+        self.load_time_s = time.perf_counter() - start
+        self._db, self._mtime = db, mtime  # one reference swap: a request sees the old or the new copy
+        self.generation += 1
+
+    def _load_quietly(self, mtime: float) -> None:
+        try:
+            self._load(mtime)
+        except Exception:  # noqa: BLE001 - a file half-way replaced: keep the last snapshot, retry later
+            self._mtime = None if self._db is None else self._mtime
+
+    def wait_for_reload(self, timeout_s: float = 60.0) -> None:
+        """Block until a background reload (if any) has finished (tests, benchmarks)."""
+        loader = self._loader
+        if loader is not None:
+            loader.join(timeout_s)
 
     def db(self) -> ReadOnlyDatabase:
         self.refresh()
