@@ -212,7 +212,7 @@ class Queries:
         cursor = self.db[FRAMES].find({"trajectory": trajectory_id, "kind": "state"}, {"step": 1, "_id": 0})
         return sorted(int(d["step"]) for d in cursor)
 
-    def series(self, trajectory_id: str, max_points: int = 300) -> dict[str, Any]:
+    def series(self, trajectory_id: str, max_points: int = 200) -> dict[str, Any]:
         """Per-step scalars at <= max_points stored steps: time, energy, temperatures, |m|, the preset's
         order parameters, cell lengths/angles (NpT), SCF iterations, Custodian corrections, restart breaks."""
         from sld_workflows.analysis.order import order_parameters
@@ -227,16 +227,15 @@ class Queries:
         all_steps = self.state_steps(trajectory_id)
         chosen = pick_steps(all_steps, max_points)
         frames = self.db[FRAMES]
+        missing = [s for s in chosen if self.cache.get((trajectory_id, s)) is None]
+        # evaluation frames of the chosen steps: with their arrays only where the cache lacks the step
         evals = {int(d["step"]): d for d in frames.find(
             {"trajectory": trajectory_id, "kind": "evaluation", "step": {"$in": chosen}},
-            {"data": 0, "_id": 0})}
-        missing = [s for s in chosen if self.cache.get((trajectory_id, s)) is None]
+            {"_id": 0} if missing else {"data": 0, "_id": 0})}
         if missing:
             states = frames.find({"trajectory": trajectory_id, "kind": "state", "step": {"$in": missing}},
                                  {"_id": 0, "step": 1, "data": 1})
-            eval_data = {int(d["step"]): d.get("data") for d in frames.find(
-                {"trajectory": trajectory_id, "kind": "evaluation", "step": {"$in": missing}},
-                {"_id": 0, "step": 1, "data": 1})}
+            eval_data = {step: evals[step].get("data") for step in missing if step in evals}
             for sdoc in states:
                 step = int(sdoc["step"])
                 state = SLDState.from_dict(sdoc["data"])
@@ -416,7 +415,15 @@ class Queries:
         fields = {"_id": 0, "launch_id": 1, "fw_id": 1, "host": 1, "fworker.name": 1, "state": 1,
                   "time_start": 1, "time_end": 1, "state_history": {"$slice": -1}, "launch_dir": 1}
         launches = {d["launch_id"]: d for d in self.db["launches"].find({"state": "RUNNING"}, fields)}
-        for d in self.db["launches"].find({}, fields).sort("launch_id", -1).limit(recent):
+        # the latest launches: FireWorks numbers them from a counter, so select the last ids by value
+        # (an index lookup) instead of sorting the whole collection
+        counter = self.db["fw_id_assigner"].find_one({}, {"_id": 0, "next_launch_id": 1}) or {}
+        if isinstance(counter.get("next_launch_id"), int):
+            last = counter["next_launch_id"]
+            latest = self.db["launches"].find({"launch_id": {"$in": list(range(max(1, last - recent), last))}}, fields)
+        else:
+            latest = self.db["launches"].find({}, fields).sort("launch_id", -1).limit(recent)
+        for d in latest:
             launches.setdefault(d["launch_id"], d)
         fw_ids = sorted({d["fw_id"] for d in launches.values()})
         fw_traj = {d["fw_id"]: ((d.get("spec") or {}).get("sld") or {}) for d in self.db["fireworks"].find(

@@ -79,6 +79,184 @@ def _private_mongomock_client() -> Any:
     return mongomock.MongoClient(_store=store)
 
 
+#: hash indexes of the in-memory snapshot: the fields the dashboard's queries select on
+SNAPSHOT_INDEXES = {
+    "sld_frames": ("trajectory",),
+    "sld_trajectories": ("_id", "campaign", "status", "spec.spec.structure.preset", "spec.spec.engine.preset",
+                         "spec.spec.engine.kind"),
+    "sld_campaigns": ("name",),
+    "fireworks": ("fw_id", "spec.sld.trajectory", "state"),
+    "launches": ("launch_id", "state", "fw_id"),
+    "workflows": ("nodes",),
+}
+
+
+def _slim_trajectory(doc: dict[str, Any]) -> dict[str, Any]:
+    """The fields of a trajectory document the dashboard reads (mongomock copies whole documents on
+    every match, and engine/spec/provenance bodies are most of a trajectory document's size)."""
+    out = {k: v for k, v in doc.items() if k not in ("engine", "spec", "provenance")}
+    engine = doc.get("engine") or {}
+    out["engine"] = {k: engine[k] for k in ("@module", "@class") if k in engine}
+    spec = ((doc.get("spec") or {}).get("spec")) if isinstance(doc.get("spec"), dict) else None
+    if isinstance(spec, dict):
+        out["spec"] = {"spec": {
+            "structure": {"preset": (spec.get("structure") or {}).get("preset")},
+            "engine": {k: (spec.get("engine") or {}).get(k) for k in ("kind", "preset")},
+            "dynamics": {"ensemble": (spec.get("dynamics") or {}).get("ensemble")}}}
+    prov = doc.get("provenance")
+    if isinstance(prov, dict):
+        out["provenance"] = {k: v for k, v in prov.items() if k != "engine_settings"}
+    return out
+
+
+def _field(doc: Any, dotted: str) -> Any:
+    for part in dotted.split("."):
+        if not isinstance(doc, dict):
+            return None
+        doc = doc.get(part)
+    return doc
+
+
+def _hashable(value: Any) -> bool:
+    return isinstance(value, str | int | float | bool) or value is None
+
+
+def _simple_values(cond: Any) -> set[Any] | None:
+    """The value set of an equality or ``$in`` clause on strings/integers; None for anything else
+    (left to mongomock). Booleans and floats are left out: Python's 1 == True == 1.0 is not MongoDB's."""
+    def ok(v: Any) -> bool:
+        return isinstance(v, str) or (isinstance(v, int) and not isinstance(v, bool))
+
+    if isinstance(cond, dict):
+        if set(cond) == {"$in"} and isinstance(cond["$in"], list | tuple) and all(ok(v) for v in cond["$in"]):
+            return set(cond["$in"])
+        return None
+    return {cond} if ok(cond) else None
+
+
+def _matches_any(value: Any, values: set[Any]) -> bool:
+    if isinstance(value, list):  # MongoDB: a clause on an array field matches any element
+        return any(_simple_values(v) is not None and v in values for v in value)
+    return (isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool))) and value in values
+
+
+class SnapshotDatabase:
+    """An immutable in-memory copy of the store with hash indexes (pymongo's read API).
+
+    mongomock scans every document of a collection for every query (measured: 6 s for one
+    trajectory's page at 20,000 frames). The snapshot never changes, so at load time we index the
+    fields of :data:`SNAPSHOT_INDEXES`; a query whose filter selects on one of them by value or
+    ``$in`` runs on the matching documents only (a throwaway mongomock collection over the same
+    document objects — mongomock's own matching, sorting, projection and aggregation, unchanged).
+    """
+
+    def __init__(self, db: Any) -> None:
+        from mongomock.store import DatabaseStore
+
+        self._db = db
+        self._database_store = DatabaseStore
+        self._indexes: dict[str, dict[str, dict[Any, list[dict[str, Any]]]]] = {}
+        store = db.client._store[db.name]
+        for cname, fields in SNAPSHOT_INDEXES.items():
+            docs = list(store[cname]._documents.values()) if cname in store._collections else []
+            per_field: dict[str, dict[Any, list[dict[str, Any]]]] = {}
+            for field in fields:
+                index: dict[Any, list[dict[str, Any]]] = {}
+                for doc in docs:
+                    value = _field(doc, field)
+                    for v in (value if isinstance(value, list) else [value]):
+                        if _hashable(v):
+                            index.setdefault(v, []).append(doc)
+                per_field[field] = index
+            self._indexes[cname] = per_field
+
+    @property
+    def name(self) -> str:
+        return self._db.name
+
+    def list_collection_names(self) -> list[str]:
+        return self._db.list_collection_names()
+
+    def __getitem__(self, name: str) -> SnapshotCollection:
+        return SnapshotCollection(self, name)
+
+    def narrowed(self, name: str, query: dict[str, Any] | None) -> tuple[Any, dict[str, Any]]:
+        """(collection to run on, remaining filter): the indexed clause with the fewest candidates."""
+        query = dict(query or {})
+        best: tuple[int, str, list[dict[str, Any]]] | None = None
+        for field, index in self._indexes.get(name, {}).items():
+            if field not in query:
+                continue
+            cond = query[field]
+            if isinstance(cond, dict) and set(cond) == {"$in"} and all(_hashable(v) for v in cond["$in"]):
+                values = list(dict.fromkeys(cond["$in"]))
+            elif _hashable(cond) and cond is not None:
+                values = [cond]
+            else:
+                continue
+            seen: dict[int, dict[str, Any]] = {}
+            for v in values:
+                for doc in index.get(v, ()):
+                    seen[id(doc)] = doc
+            if best is None or len(seen) < best[0]:
+                best = (len(seen), field, list(seen.values()))
+        if best is None:
+            return self._db[name], query
+        from collections import OrderedDict
+
+        from mongomock.collection import Collection
+
+        docs = best[2]
+        query.pop(best[1])
+        for field in [f for f in query if not f.startswith("$")]:  # further equality / $in clauses, in Python
+            values = _simple_values(query[field])
+            if values is None:
+                continue
+            docs = [d for d in docs if _matches_any(_field(d, field), values)]
+            query.pop(field)
+        db_store = self._database_store()
+        db_store[name]._documents = OrderedDict((doc["_id"], doc) for doc in docs)
+        return Collection(self._db, name, db_store), query
+
+
+class SnapshotCollection:
+    """Read methods of one snapshot collection, narrowed by the snapshot's hash indexes."""
+
+    def __init__(self, db: SnapshotDatabase, name: str) -> None:
+        self._sdb = db
+        self._name = name
+
+    def find(self, filter: dict[str, Any] | None = None, *args: Any, **kwargs: Any) -> Any:  # noqa: A002
+        coll, rest = self._sdb.narrowed(self._name, filter)
+        return coll.find(rest, *args, **kwargs)
+
+    def find_one(self, filter: dict[str, Any] | None = None, *args: Any, **kwargs: Any) -> Any:  # noqa: A002
+        coll, rest = self._sdb.narrowed(self._name, filter)
+        return coll.find_one(rest, *args, **kwargs)
+
+    def count_documents(self, filter: dict[str, Any], **kwargs: Any) -> int:  # noqa: A002
+        coll, rest = self._sdb.narrowed(self._name, filter)
+        return coll.count_documents(rest, **kwargs)
+
+    def distinct(self, key: str, filter: dict[str, Any] | None = None) -> list[Any]:  # noqa: A002
+        index = self._sdb._indexes.get(self._name, {}).get(key)
+        if not filter and index is not None:  # the index's keys are the distinct values
+            return [v for v in index if v is not None]
+        coll, rest = self._sdb.narrowed(self._name, filter)
+        return coll.distinct(key, rest)
+
+    def aggregate(self, pipeline: list[dict[str, Any]], **kwargs: Any) -> Any:
+        pipeline = list(pipeline)
+        if pipeline and set(pipeline[0]) == {"$match"}:
+            coll, rest = self._sdb.narrowed(self._name, pipeline[0]["$match"])
+            pipeline = ([{"$match": rest}] if rest else []) + pipeline[1:]
+            return coll.aggregate(pipeline, **kwargs)
+        return self._sdb._db[self._name].aggregate(pipeline, **kwargs)
+
+    def estimated_document_count(self) -> int:
+        return self._sdb._db[self._name].estimated_document_count()
+
+
 def load_store_file(path: str | os.PathLike) -> tuple[Any, str]:
     """(in-memory mongomock database, its name) holding a copy of the store file's database."""
     import bson.json_util
@@ -98,6 +276,8 @@ def load_store_file(path: str | os.PathLike) -> tuple[Any, str]:
             continue
         collection_store = client._store[name][cname]
         documents = getattr(collection_store, "_documents", None)
+        if cname == "sld_trajectories":
+            pairs = [(key, _slim_trajectory(doc)) for key, doc in pairs]
         if documents is not None:  # mongomock's own layout (what mongomock-persistence loads): no per-doc copy
             documents.update((key, doc) for key, doc in pairs)
         else:  # pragma: no cover - a mongomock without that layout
@@ -159,7 +339,7 @@ class SnapshotSource:
 
     def _load(self, mtime: float) -> None:
         start = time.perf_counter()
-        db, _ = load_store_file(self.store_file)
+        db = SnapshotDatabase(load_store_file(self.store_file)[0])
         self.load_time_s = time.perf_counter() - start
         self._db, self._mtime = db, mtime  # one reference swap: a request sees the old or the new copy
         self.generation += 1
