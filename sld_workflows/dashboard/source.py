@@ -81,7 +81,7 @@ def _private_mongomock_client() -> Any:
 
 #: hash indexes of the in-memory snapshot: the fields the dashboard's queries select on
 SNAPSHOT_INDEXES = {
-    "sld_frames": ("trajectory",),
+    "sld_frames": ("trajectory", "step"),
     "sld_trajectories": ("_id", "campaign", "status", "spec.spec.structure.preset", "spec.spec.engine.preset",
                          "spec.spec.engine.kind"),
     "sld_campaigns": ("name",),
