@@ -305,7 +305,7 @@ def create_app(source: Any, token: str | None = None, basic_auth: tuple[str, str
 
     @app.get("/api/trajectories/<trajectory_id>/series")
     def api_series(trajectory_id: str) -> Response:
-        max_points = _int_param("max_points", 200, 2, MAX_POINTS)
+        max_points = _int_param("max_points", 150, 2, MAX_POINTS)
         try:
             return jsonify(queries().series(trajectory_id, max_points))
         except KeyError:

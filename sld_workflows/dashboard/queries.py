@@ -12,7 +12,7 @@ modules without touching the pages. What each page reads:
   frames only, and cached per (trajectory, step) — stored frames are immutable (insert-or-verify), so
   a cached value can never go stale. Energies and DFT costs of the chosen steps come from the
   evaluation frames' scalar fields;
-- campaigns: ``sld_campaigns`` plus one ``aggregate`` over the campaign's trajectory documents;
+- campaigns: ``sld_campaigns`` plus one projected ``find`` of the campaign's trajectory documents;
 - workers: RUNNING launches (``state`` is indexed by FireWorks) and the latest launches by ``launch_id``.
 """
 
@@ -229,7 +229,7 @@ class Queries:
         # query for 200 steps on the local server (0.5 ms each against ~1 s)
         return self.db[FRAMES].find_one({"trajectory": trajectory_id, "step": int(step), "kind": kind}, projection)
 
-    def series(self, trajectory_id: str, max_points: int = 200) -> dict[str, Any]:
+    def series(self, trajectory_id: str, max_points: int = 150) -> dict[str, Any]:
         """Per-step values at <= max_points stored steps: time, energy, temperatures, |m|, the preset's
         order parameters, cell lengths and volume (NpT), SCF iterations, Custodian corrections, restart breaks.
 
@@ -303,10 +303,15 @@ class Queries:
 
     def spins(self, trajectory_id: str) -> dict[str, Any] | None:
         """Positions, spins and species of the latest stored state (one frame, projected)."""
-        doc = self.db[FRAMES].find_one({"trajectory": trajectory_id, "kind": "state"},
-                                       {"_id": 0, "step": 1, "data.positions": 1, "data.spins": 1,
-                                        "data.species": 1, "data.cell": 1, "data.time_fs": 1},
-                                       sort=[("step", -1)])
+        traj = self.db[TRAJECTORIES].find_one({"_id": trajectory_id}, {"steps_done": 1, "start_step": 1}) or {}
+        projection = {"_id": 0, "step": 1, "data.positions": 1, "data.spins": 1, "data.species": 1,
+                      "data.cell": 1, "data.time_fs": 1}
+        doc = None
+        if traj.get("steps_done") is not None:  # a point lookup at the latest step the document names
+            doc = self._frame(trajectory_id, int(traj["steps_done"]), "state", projection)
+        if doc is None:
+            doc = self.db[FRAMES].find_one({"trajectory": trajectory_id, "kind": "state"}, projection,
+                                           sort=[("step", -1)])
         if doc is None:
             return None
         data = doc.get("data") or {}
@@ -380,19 +385,21 @@ class Queries:
         practice, so this bound is conservative)."""
         name = doc.get("name")
         arms: dict[str, Any] = {}
-        group = {"_id": {"arm": "$arm", "status": "$status"}, "n": {"$sum": 1},
-                 "done": {"$sum": {"$subtract": ["$steps_done", "$start_step"]}},
-                 "requested": {"$sum": {"$subtract": ["$steps_requested", "$start_step"]}},
-                 "wall": {"$sum": "$engine_wall_time_s"}}
-        for d in self.db[TRAJECTORIES].aggregate([{"$match": {"campaign": name}}, {"$group": group}]):
-            arm = str(d["_id"].get("arm"))
+        # a projected find on the campaign's trajectories, summed here: the same on every backend (mongomock's
+        # $group sorts with its slow BSON comparison), and a campaign's trajectory documents are small
+        fields = {"_id": 0, "arm": 1, "status": 1, "steps_done": 1, "start_step": 1, "steps_requested": 1,
+                  "engine_wall_time_s": 1}
+        for d in self.db[TRAJECTORIES].find({"campaign": name}, fields):
+            arm = str(d.get("arm"))
             a = arms.setdefault(arm, {"states": {}, "trajectories": 0, "steps_done": 0, "steps_requested": 0,
                                       "wall_time_s": 0.0})
-            a["states"][str(d["_id"].get("status"))] = int(d["n"])
-            a["trajectories"] += int(d["n"])
-            a["steps_done"] += int(d.get("done") or 0)
-            a["steps_requested"] += int(d.get("requested") or 0)
-            a["wall_time_s"] += float(d.get("wall") or 0.0)
+            status = str(d.get("status"))
+            a["states"][status] = a["states"].get(status, 0) + 1
+            a["trajectories"] += 1
+            start = int(d.get("start_step") or 0)
+            a["steps_done"] += int(d.get("steps_done") or start) - start
+            a["steps_requested"] += int(d.get("steps_requested") or start) - start
+            a["wall_time_s"] += float(d.get("engine_wall_time_s") or 0.0)
         spec_arms = doc.get("arms") or {}
         for arm, a in spec_arms.items():
             got = arms.setdefault(arm, {"states": {}, "trajectories": 0, "steps_done": 0, "steps_requested": 0,
@@ -491,8 +498,10 @@ class Queries:
 
     # ------------------------------------------------------------------ overview
     def counts(self) -> dict[str, Any]:
-        states = {str(d["_id"]): int(d["n"]) for d in self.db[TRAJECTORIES].aggregate(
-            [{"$group": {"_id": "$status", "n": {"$sum": 1}}}])}
+        states: dict[str, int] = {}
+        for d in self.db[TRAJECTORIES].find({}, {"_id": 0, "status": 1}):  # one small projected read
+            status = str(d.get("status"))
+            states[status] = states.get(status, 0) + 1
         return {"trajectories": sum(states.values()), "states": states,
                 "campaigns": self.db[CAMPAIGNS].count_documents({})}
 

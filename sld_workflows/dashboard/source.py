@@ -134,6 +134,28 @@ def _simple_values(cond: Any) -> set[Any] | None:
     return {cond} if ok(cond) else None
 
 
+def _referenced_fields(value: Any) -> set[str]:
+    """Top-level fields named by ``"$field.sub"`` strings anywhere in an aggregation pipeline."""
+    if isinstance(value, str):
+        return {value[1:].split(".")[0]} if value.startswith("$") and not value.startswith("$$") else set()
+    if isinstance(value, dict):
+        return set().union(*(_referenced_fields(v) for v in value.values())) if value else set()
+    if isinstance(value, list | tuple):
+        return set().union(*(_referenced_fields(v) for v in value)) if value else set()
+    return set()
+
+
+def _match_keys(query: dict[str, Any]) -> set[str]:
+    keys = set()
+    for k, v in query.items():
+        if k in ("$and", "$or", "$nor") and isinstance(v, list):
+            for sub in v:
+                keys |= _match_keys(sub)
+        elif not k.startswith("$"):
+            keys.add(k)
+    return keys
+
+
 def _matches_any(value: Any, values: set[Any]) -> bool:
     if isinstance(value, list):  # MongoDB: a clause on an array field matches any element
         return any(_simple_values(v) is not None and v in values for v in value)
@@ -236,7 +258,12 @@ class SnapshotCollection:
 
     def count_documents(self, filter: dict[str, Any], **kwargs: Any) -> int:  # noqa: A002
         coll, rest = self._sdb.narrowed(self._name, filter)
-        return coll.count_documents(rest, **kwargs)
+        cursor = coll.find(rest, {"_id": 1})  # mongomock's count_documents copies whole documents
+        if kwargs.get("skip"):
+            cursor = cursor.skip(int(kwargs["skip"]))
+        if kwargs.get("limit"):
+            cursor = cursor.limit(int(kwargs["limit"]))
+        return sum(1 for _ in cursor)
 
     def distinct(self, key: str, filter: dict[str, Any] | None = None) -> list[Any]:  # noqa: A002
         index = self._sdb._indexes.get(self._name, {}).get(key)
@@ -246,12 +273,21 @@ class SnapshotCollection:
         return coll.distinct(key, rest)
 
     def aggregate(self, pipeline: list[dict[str, Any]], **kwargs: Any) -> Any:
+        """mongomock copies every whole document into a pipeline; we first cut the documents down to the
+        top-level fields the pipeline names (``$field`` references and ``$match`` keys)."""
         pipeline = list(pipeline)
-        if pipeline and set(pipeline[0]) == {"$match"}:
-            coll, rest = self._sdb.narrowed(self._name, pipeline[0]["$match"])
-            pipeline = ([{"$match": rest}] if rest else []) + pipeline[1:]
-            return coll.aggregate(pipeline, **kwargs)
-        return self._sdb._db[self._name].aggregate(pipeline, **kwargs)
+        has_match = bool(pipeline) and set(pipeline[0]) == {"$match"}
+        coll, rest = self._sdb.narrowed(self._name, pipeline[0]["$match"] if has_match else {})
+        stages = ([{"$match": rest}] if rest else []) + (pipeline[1:] if has_match else pipeline)
+        fields = {"_id"} | {k.split(".")[0] for k in _match_keys(rest)} | _referenced_fields(stages)
+        projected = [{k: d[k] for k in fields if k in d} for d in coll.find({}, {f: 1 for f in fields})]
+        from collections import OrderedDict
+
+        from mongomock.collection import Collection
+
+        db_store = self._sdb._database_store()
+        db_store[self._name]._documents = OrderedDict((i, d) for i, d in enumerate(projected))
+        return Collection(self._sdb._db, self._name, db_store).aggregate(stages, **kwargs)
 
     def estimated_document_count(self) -> int:
         return self._sdb._db[self._name].estimated_document_count()
