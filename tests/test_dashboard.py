@@ -251,3 +251,121 @@ def test_access_rules(project, capsys):
 def test_energy_values_are_finite(project, client):
     s = client.get(f"/api/trajectories/{project['ids']['fe_a']}/series").get_json()
     assert all(math.isfinite(x) for x in s["columns"]["energy_ev"])
+
+
+def test_background_reload_keeps_serving_the_old_snapshot(project, tmp_path):
+    """With background reloads (the default), a newer save is swapped in once loaded."""
+    import shutil
+
+    store = tmp_path / "launchpad.json"
+    shutil.copy(project["store_file"], store)
+    source = SnapshotSource(store, min_reload_interval_s=0.0)
+    client = create_app(source).test_client()
+    assert client.get("/api/trajectories").get_json()["total"] == 4
+    generation = source.generation
+    import bson.json_util
+
+    dump = bson.json_util.loads(store.read_text())
+    db = dump["fireworks"]
+    db["sld_trajectories"]["documents"] = [p for p in db["sld_trajectories"]["documents"] if p[1]["name"] != "fe_a"]
+    tmp = tmp_path / "new.json"
+    tmp.write_text(bson.json_util.dumps(dump))
+    os.replace(tmp, store)
+    assert client.get("/api/trajectories").get_json()["total"] in (3, 4)  # old or new copy, never an error
+    source.wait_for_reload()
+    assert source.generation == generation + 1
+    assert client.get("/api/trajectories").get_json()["total"] == 3
+
+
+def test_failures_and_dft_columns_from_stored_fields(project, tmp_path):
+    """A FIZZLED step's error (FireWorks' stored stack trace) reaches the campaign page; SCF iterations,
+    Custodian corrections and restart-chain breaks of evaluation frames reach the series (fields as the
+    VASP path stores them: top-level scf_iterations/custodian_corrections, info.restart_chain)."""
+    import shutil
+
+    import bson.json_util
+
+    store = tmp_path / "launchpad.json"
+    shutil.copy(project["store_file"], store)
+    dump = bson.json_util.loads(store.read_text())
+    db = dump["fireworks"]
+    tid = project["ids"]["fe_a"]
+    fws = [d for _, d in db["fireworks"]["documents"] if d["spec"].get("sld", {}).get("trajectory") == tid]
+    victim = max(fws, key=lambda d: d["fw_id"])
+    victim["state"] = "FIZZLED"
+    launch = next(d for _, d in db["launches"]["documents"] if d["launch_id"] == victim["launches"][-1])
+    launch["state"] = "FIZZLED"
+    launch["action"] = {"stored_data": {"_exception": {
+        "_stacktrace": "Traceback (most recent call last):\n  ...\nVaspRunError: <b>SCF</b> did not converge"}}}
+    for _, f in db["sld_frames"]["documents"]:
+        if f["trajectory"] == tid and f["kind"] == "evaluation":
+            f["scf_iterations"] = 10 + f["step"]
+            f["custodian_corrections"] = [{"handler": "x"}] if f["step"] == 5 else []
+            f["info"] = {"restart_chain": {"seeded_from": "/prev" if f["step"] else None, "copied": ["WAVECAR"],
+                                           "broken_by": ["x"] if f["step"] == 5 else [], "intact": f["step"] != 5}}
+    store.write_text(bson.json_util.dumps(dump))
+    client = create_app(SnapshotSource(store)).test_client()
+    failures = client.get("/api/campaigns/fe_demo").get_json()["failures"]
+    assert failures == [{"fw_id": victim["fw_id"], "trajectory": tid, "step": victim["spec"]["sld"]["step"],
+                         "reason": "VaspRunError: <b>SCF</b> did not converge"}]
+    html = client.get("/campaigns/fe_demo").get_data(as_text=True)
+    assert "VaspRunError: &lt;b&gt;SCF&lt;/b&gt; did not converge" in html
+    c = client.get(f"/api/trajectories/{tid}/series").get_json()
+    assert client.get(f"/api/trajectories/{tid}/series").get_json()["dft"] is True
+    assert c["columns"]["scf_iterations"] == [10.0 + k for k in range(13)]
+    assert c["columns"]["custodian_corrections"][5] == 1 and c["columns"]["custodian_corrections"][4] == 0
+    assert c["columns"]["restart_break"] == [1.0 if k == 5 else 0.0 for k in range(13)]
+
+
+def test_server_source_reads_live_data(project, tmp_path):
+    """The same pages on a MongoDB-compatible server (secantusd-py --standalone, a separate process)."""
+    import shutil
+    import socket
+    import subprocess
+    import time
+
+    import bson.json_util
+    import pymongo
+    import yaml
+
+    from sld_workflows.dashboard import ServerSource
+
+    exe = shutil.which("secantusd-py") or pytest.fail("secantusd-py is not installed")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([exe, "--standalone", "--host", "127.0.0.1", "--port", str(port), "--storage-path",
+                             str(tmp_path / "data"), "--log-level", "WARNING"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 60
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert time.time() < deadline and proc.poll() is None, "secantusd-py did not start"
+                time.sleep(0.2)
+        client = pymongo.MongoClient("127.0.0.1", port, serverSelectionTimeoutMS=10000)
+        dump = bson.json_util.loads(project["store_file"].read_text())["fireworks"]
+        for name, coll in dump.items():
+            docs = [d for _, d in coll["documents"]]
+            if docs:
+                client["live"][name].insert_many(docs)
+        lp = tmp_path / "lp.yaml"
+        lp.write_text(yaml.safe_dump({"host": "127.0.0.1", "port": port, "name": "live"}))
+        app = create_app(ServerSource(lp)).test_client()
+        assert app.get("/api/source").get_json()["live"] is True
+        assert app.get("/api/trajectories").get_json()["total"] == 4
+        tid = project["ids"]["fe_a"]
+        assert app.get(f"/api/trajectories/{tid}/series").get_json()["n_points"] == 13
+        assert app.get(f"/api/trajectories/{tid}/fireworks").get_json()["total"] == 12
+        for url in ("/", "/campaigns/fe_demo", "/trajectories", f"/trajectories/{tid}", "/workers"):
+            assert app.get(url).status_code == 200, url
+        # live: a change on the server shows at the next request
+        client["live"]["sld_trajectories"].update_one({"_id": tid}, {"$set": {"status": "STOPPED"}})
+        assert app.get("/api/trajectories?state=STOPPED").get_json()["total"] == 1
+        client.close()
+    finally:
+        proc.terminate()
+        proc.wait(30)

@@ -36,7 +36,8 @@
     if (s.npt) {
       plot("plot-cell", [line(c, "a_A", "a"), line(c, "b_A", "b"), line(c, "c_A", "c"),
         line(c, "volume_A3", "volume", "y2")], "Cell (NpT)", "Å",
-        { yaxis2: { title: { text: "volume (Å³)" }, overlaying: "y", side: "right", tickformat: ".2f" } });
+        { margin: { l: 60, r: 80, t: 30, b: 40 },
+          yaxis2: { title: { text: "volume (Å³)" }, overlaying: "y", side: "right", tickformat: ".2f" } });
     }
     if (s.dft) {
       const bar = (k, n) => (c[k] ? { x: c.step, y: c[k], name: n, type: "bar" } : null);
