@@ -6,12 +6,12 @@ modules without touching the pages. What each page reads:
 
 - trajectories table: ``sld_trajectories`` documents with a projection (no spec/engine/provenance
   bodies), filtered, sorted, skipped and limited by the database — one ``find`` and one ``count``;
-- one trajectory: its document; the *steps* of its state frames (projection ``step`` only, covered by
-  the unique ``(trajectory, step, kind)`` index); then at most ``max_points`` chosen steps are read
-  with ``step: {$in: ...}``. Temperatures, magnetisation and order parameters are computed from those
-  frames only, and cached per (trajectory, step) — stored frames are immutable (insert-or-verify), so
-  a cached value can never go stale. Energies and DFT costs of the chosen steps come from the
-  evaluation frames' scalar fields;
+- one trajectory: its document; the steps to plot are ``start_step .. steps_done`` thinned to at most
+  ``max_points``, each read by a point lookup on the unique ``(trajectory, step, kind)`` index (large
+  ``$in`` lists were the slowest queries on the local server). Temperatures, magnetisation and order
+  parameters are computed from those frames only and cached per (trajectory, step) — stored frames are
+  immutable (insert-or-verify), so a cached value never goes stale; its Fireworks by one range query on
+  the ``fw_id`` span of its workflow;
 - campaigns: ``sld_campaigns`` plus one projected ``find`` of the campaign's trajectory documents;
 - workers: RUNNING launches (``state`` is indexed by FireWorks) and the latest launches by ``launch_id``.
 """
@@ -200,7 +200,10 @@ class Queries:
         return out
 
     def trajectory(self, trajectory_id: str) -> dict[str, Any] | None:
-        doc = self.db[TRAJECTORIES].find_one({"_id": trajectory_id}, {"provenance.engine_settings": 0})
+        provenance = ("engine_class", "spin_scheme", "seed", "versions", "submitted_from")  # not engine_settings
+        fields = {**TABLE_PROJECTION, "parent": 1, "branch_step": 1, "output_every": 1, "dynamics": 1,
+                  **{f"provenance.{k}": 1 for k in provenance}}
+        doc = self.db[TRAJECTORIES].find_one({"_id": trajectory_id}, fields)
         if doc is None:
             return None
         row = table_row(doc)
