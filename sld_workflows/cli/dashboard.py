@@ -22,10 +22,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--host", default="127.0.0.1",
                    help="address to bind (default 127.0.0.1; any other needs --token or --basic-auth)")
     p.add_argument("--port", type=int, default=5000, help="port (default 5000)")
-    p.add_argument("--token", default=os.environ.get("SLD_DASHBOARD_TOKEN"),
+    p.add_argument("--token", default=os.environ.get("SLD_DASHBOARD_TOKEN") or None,
                    help="access token required on every request (?token=..., a cookie, or 'Authorization: "
                         "Bearer ...'); default $SLD_DASHBOARD_TOKEN")
-    p.add_argument("--basic-auth", default=os.environ.get("SLD_DASHBOARD_AUTH"), metavar="USER:PASSWORD",
+    p.add_argument("--basic-auth", default=os.environ.get("SLD_DASHBOARD_AUTH") or None, metavar="USER:PASSWORD",
                    help="HTTP basic-auth credentials required on every request; default $SLD_DASHBOARD_AUTH")
     p.add_argument("--expiration", type=float, default=1800.0,
                    help="seconds without heartbeat after which a running launch is shown as lost (default 1800)")
