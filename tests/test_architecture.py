@@ -28,6 +28,8 @@ FORBIDDEN_THIRD_PARTY = {
     2: {"fireworks", "pymongo", "mongomock"},
     3: {"fireworks", "pymongo", "mongomock"},
 }
+# the dashboard is read-only: it reads through its own query module and never imports the write side
+FORBIDDEN_INTERNAL = {"dashboard": {"workflows"}}
 # analysis holds pure functions of arrays used by the run driver's plots; it may be imported from `run`.
 ALLOWED_UPWARD = {("run", "analysis")}
 
@@ -59,6 +61,9 @@ def test_module_imports_only_lower_layers(path):
         parts = name.split(".")
         if parts[0] == "sld_workflows" and len(parts) > 1 and parts[1] in LAYERS:
             target = parts[1]
+            assert target not in FORBIDDEN_INTERNAL.get(top, set()), (
+                f"{path.relative_to(PACKAGE)} (layer {top}) must not import {name}"
+            )
             assert LAYERS[target] <= layer or (top, target) in ALLOWED_UPWARD, (
                 f"{path.relative_to(PACKAGE)} (layer {top}) imports {name} from a higher layer"
             )
