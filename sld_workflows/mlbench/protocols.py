@@ -40,7 +40,7 @@ def take_frames(fs: FrameSet, pool: np.ndarray, n: int, seed: int, what: str) ->
     if n < 1:
         raise BenchmarkError(f"{what}: needs at least 1 frame, got {n}")
     if n > len(pool):
-        raise BenchmarkError(f"{what}: needs {n} frames, the arm has {len(pool)} available for training")
+        raise BenchmarkError(f"{what}: needs {n} frames, arm {fs.name!r} has {len(pool)} available for training")
     chosen: list[int] = []
     for sid in structure_order(fs, seed):
         idx = pool[fs.structure[pool] == sid]
@@ -59,7 +59,7 @@ def fixed_budget(fs: FrameSet, pool: np.ndarray, budget: float, frames_per_unit:
     n = int(round(budget * frames_per_unit))
     if n > len(pool):
         raise BenchmarkError(
-            f"budget {budget:g} reference units needs {n} frames of this arm, it has {len(pool)} for training")
+            f"budget {budget:g} reference units needs {n} frames of arm {fs.name!r}, it has {len(pool)} for training")
     return take_frames(fs, pool, n, seed, f"budget {budget:g}")
 
 

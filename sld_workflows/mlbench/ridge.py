@@ -106,10 +106,15 @@ class RidgeModel:
     def n_parameters(self) -> int:
         return len(self.weights)
 
-    def predict(self, fs: FrameSet) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def predict(self, fs: FrameSet, cache: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Predictions; ``cache`` keeps each frame's feature matrices on ``fs`` (~0.25 MB per 80-atom frame:
+        meant for test frames that many models are evaluated on)."""
         e, f, m = [], [], []
         for k in range(len(fs)):
-            a_e, a_f, a_m = fs.cached(self.design.key, k, lambda f: self.design.frame(fs, f))
+            if cache:
+                a_e, a_f, a_m = fs.cached(self.design.key, k, lambda f: self.design.frame(fs, f))
+            else:
+                a_e, a_f, a_m = self.design.frame(fs, k)
             e.append(a_e @ self.weights)
             f.append(a_f @ self.weights)
             m.append(a_m @ self.weights)

@@ -9,7 +9,8 @@ Descriptors of atom i (radial basis g_k of :mod:`.features`, cutoff 6.2 Å):
 - spin (magnetic sites): H_i[k] = Σ_{j magnetic} (ŝ_i·ŝ_j) g_k(r_ij), and the six components of ŝ_i⊗ŝ_i
   (single-ion anisotropy in the crystal frame).
 
-With 3 species, 8 basis functions and 60 hidden units: 3 × 6061 = 18,183 parameters.
+With 3 species, 8 basis functions and 60 hidden units: 3 × (6061 + 39) = 18,300 parameters (MLP plus a
+linear path per species, which alone spans the ridge control's features).
 """
 
 from __future__ import annotations
@@ -21,6 +22,9 @@ import numpy as np
 
 from sld_workflows.mlbench.features import RadialBasis, half_pairs
 from sld_workflows.mlbench.frames import FrameSet
+
+#: atomic-energy unit of the network output (eV)
+E_SCALE = 1e-2
 
 
 @dataclasses.dataclass
@@ -35,6 +39,9 @@ class SpinNetSettings:
     force_scale_ev_per_a: float = 0.3
     magforce_scale_ev_per_mub: float = 0.01
     threads: int = 1
+    #: fit the ridge control first and train the network on its residuals (prediction = ridge + network):
+    #: the network then only has to learn what pair + s·s features miss, which few epochs can do
+    ridge_baseline: bool = True
 
 
 def _torch():
@@ -89,6 +96,9 @@ class _Net:
             nn.Sequential(nn.Linear(self.n_in, settings.hidden), nn.SiLU(),
                           nn.Linear(settings.hidden, settings.hidden), nn.SiLU(), nn.Linear(settings.hidden, 1))
             for _ in range(n_species)])
+        # a linear path per species: the sum of its outputs spans the ridge control's features exactly
+        self.linear = nn.ModuleList([nn.Linear(self.n_in, 1) for _ in range(n_species)])
+        self.modules = nn.ModuleList([self.mlps, self.linear])
         basis = settings.basis
         self.centres = torch.as_tensor(basis.centres_a, dtype=torch.float32)
         self.width, self.r_cut = float(basis.width_a), float(basis.r_cut_a)
@@ -125,10 +135,11 @@ class _Net:
         kind = batch.kind
         x = (desc - self.mean[kind]) / self.std[kind]
         atomic = torch.zeros(len(kind))
-        for s, mlp in enumerate(self.mlps):
+        for s, (mlp, linear) in enumerate(zip(self.mlps, self.linear, strict=True)):
             sel = kind == s
             if bool(sel.any()):
-                atomic = atomic.index_put((sel.nonzero()[:, 0],), mlp(x[sel])[:, 0])
+                xs = x[sel]
+                atomic = atomic.index_put((sel.nonzero()[:, 0],), (mlp(xs) + linear(xs))[:, 0])
         per_frame = atomic.reshape(batch.b, batch.n).sum(dim=1).to(torch.float64) * self.e_scale
         return per_frame + self.e_shift[kind].reshape(batch.b, batch.n).sum(dim=1)
 
@@ -139,13 +150,20 @@ class _Net:
         return e, -grad_r, -grad_m
 
 
+def _residuals(fs: FrameSet, baseline) -> FrameSet:
+    """``fs`` with the labels minus the baseline's predictions (geometry and caches shared)."""
+    e, f, m = baseline.predict(fs, cache=False)
+    return dataclasses.replace(fs, energy_ev=fs.energy_ev - e, forces_ev_per_a=fs.forces_ev_per_a - f,
+                               magforces_ev_per_mub=fs.magforces_ev_per_mub - m)
+
+
 class SpinNetModel:
-    def __init__(self, net: _Net, settings: SpinNetSettings, species: np.ndarray) -> None:
-        self.net, self.settings, self.species = net, settings, species
+    def __init__(self, net: _Net, settings: SpinNetSettings, species: np.ndarray, baseline=None) -> None:
+        self.net, self.settings, self.species, self.baseline = net, settings, species, baseline
 
     @property
     def n_parameters(self) -> int:
-        return sum(p.numel() for p in self.net.mlps.parameters())
+        return sum(p.numel() for p in self.net.modules.parameters())
 
     def predict(self, fs: FrameSet) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         torch = self.net.torch
@@ -158,7 +176,11 @@ class SpinNetModel:
             out_e.append(e.detach().numpy())
             out_f.append(f.detach().numpy().reshape(len(frames), fs.n_atoms, 3))
             out_m.append(m.detach().numpy().reshape(len(frames), fs.n_atoms, 3))
-        return np.concatenate(out_e), np.concatenate(out_f).astype(float), np.concatenate(out_m).astype(float)
+        e, f, m = np.concatenate(out_e), np.concatenate(out_f).astype(float), np.concatenate(out_m).astype(float)
+        if self.baseline is not None:
+            be, bf, bm = self.baseline.predict(fs)
+            e, f, m = e + be, f + bf, m + bm
+        return e, f, m
 
 
 class SpinNetTrainer:
@@ -169,6 +191,9 @@ class SpinNetTrainer:
 
     def __init__(self, settings: SpinNetSettings | None = None, **options) -> None:
         self.settings = settings or SpinNetSettings(**options)
+
+    def check(self) -> None:
+        _torch()
 
     def fit(self, train: FrameSet, validation: FrameSet | None = None, seed: int = 0) -> SpinNetModel:
         torch = _torch()
@@ -191,6 +216,15 @@ class SpinNetTrainer:
 
     def _fit(self, torch, train: FrameSet, validation: FrameSet | None, seed: int) -> SpinNetModel:
         st = self.settings
+        baseline = None
+        if st.ridge_baseline:
+            from sld_workflows.mlbench.ridge import RidgeSettings, RidgeTrainer
+
+            baseline = RidgeTrainer(RidgeSettings(basis=st.basis, energy_scale_ev=st.energy_scale_ev,
+                                                  force_scale_ev_per_a=st.force_scale_ev_per_a,
+                                                  magforce_scale_ev_per_mub=st.magforce_scale_ev_per_mub)).fit(train)
+            train = _residuals(train, baseline)
+            validation = None if validation is None or not len(validation) else _residuals(validation, baseline)
         species = np.unique(train.numbers)
         kind = np.searchsorted(species, train.numbers)
         net = _Net(torch, len(species), st, seed)
@@ -207,8 +241,8 @@ class SpinNetTrainer:
                 net.std[s] = desc[kinds == s].std(dim=0).clamp_min(1e-3)
         counts = np.bincount(kind, minlength=len(species))
         net.e_shift[:] = float(np.mean(train.energy_ev)) / counts.sum()
-        net.e_scale = 1e-2
-        optimiser = torch.optim.Adam(net.mlps.parameters(), lr=st.learning_rate)
+        net.e_scale = E_SCALE
+        optimiser = torch.optim.Adam(net.modules.parameters(), lr=st.learning_rate)
         schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=max(st.epochs, 1))
         rng = np.random.default_rng([seed, 23])
         best, best_state = np.inf, None
@@ -229,7 +263,7 @@ class SpinNetTrainer:
                     batch = _Batch(torch, validation, frames, st.basis, val_kind)
                     total += float(self._loss(torch, net, batch, create_graph=False).detach()) * len(frames)
                 if total < best:
-                    best, best_state = total, copy.deepcopy(net.mlps.state_dict())
+                    best, best_state = total, copy.deepcopy(net.modules.state_dict())
         if best_state is not None:
-            net.mlps.load_state_dict(best_state)
-        return SpinNetModel(net, st, species)
+            net.modules.load_state_dict(best_state)
+        return SpinNetModel(net, st, species, baseline)
