@@ -216,8 +216,9 @@ def plot_fig3(result: dict[str, Any], path: str | Path) -> Path:
             ax.set_xlabel("training-set size (frames)" if protocol == "fixed_count"
                           else "budget (reference-point units)")
             ax.grid(True, which="both", alpha=0.3)
-    axes[0, 0].legend(fontsize=7)
-    axes[1, 0].legend(fontsize=7)
+    for ax in axes[:, 0]:
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7)
     order = result["order"]
     fig.suptitle(f"{result.get('campaign')}: MAE on the test trajectories; Néel |L|: SLD "
                  f"{order['sld']['neel_mean']:.2f}, reference {order['reference']['neel_mean']:.2f}, "

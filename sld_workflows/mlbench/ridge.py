@@ -24,7 +24,9 @@ _PAIRS_AB = [(0, 0), (0, 1), (0, 2), (1, 1), (1, 2), (2, 2)]
 
 @dataclasses.dataclass
 class RidgeSettings:
-    basis: RadialBasis = dataclasses.field(default_factory=RadialBasis)
+    #: 24 narrow functions: enough to bend one pair function around the model engine's fixed-bond Morse network
+    #: (measured on the CI campaign: force MAE 190 meV/Å with 8 functions, 110–125 with 24)
+    basis: RadialBasis = dataclasses.field(default_factory=lambda: RadialBasis(n_basis=24))
     #: typical label scales (eV/atom, eV/Å, eV/μB): each residual is divided by its scale in the loss
     energy_scale_ev: float = 1e-3
     force_scale_ev_per_a: float = 0.3
@@ -147,13 +149,17 @@ class RidgeTrainer:
             g = w_e * np.outer(a_e, a_e) + w_f * a_f.T @ a_f + w_m * a_m.T @ a_m
             h = (w_e * a_e * train.energy_ev[f] + w_f * a_f.T @ train.forces_ev_per_a[f].ravel()
                  + w_m * a_m.T @ train.magforces_ev_per_mub[f][mag].ravel())
-            return g, h
+            return g[upper], h  # the upper triangle only: half the memory of the per-frame cache
 
+        upper = np.triu_indices(design.n_columns)
+        packed = np.zeros(len(upper[0]))
         key = f"ridge-normal {st}"
         for f in range(len(train)):
             g, h = train.cached(key, f, normal_equations)
-            gram += g
+            packed += g
             rhs += h
+        gram[upper] = packed
+        gram = gram + np.triu(gram, 1).T
         reg = st.ridge * np.mean(np.diag(gram)) * np.eye(design.n_columns)
         reg[0, 0] = 0.0
         weights = np.linalg.lstsq(gram + reg, rhs, rcond=None)[0]

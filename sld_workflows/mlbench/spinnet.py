@@ -220,7 +220,7 @@ class SpinNetTrainer:
         if st.ridge_baseline:
             from sld_workflows.mlbench.ridge import RidgeSettings, RidgeTrainer
 
-            baseline = RidgeTrainer(RidgeSettings(basis=st.basis, energy_scale_ev=st.energy_scale_ev,
+            baseline = RidgeTrainer(RidgeSettings(energy_scale_ev=st.energy_scale_ev,
                                                   force_scale_ev_per_a=st.force_scale_ev_per_a,
                                                   magforce_scale_ev_per_mub=st.magforce_scale_ev_per_mub)).fit(train)
             train = _residuals(train, baseline)
