@@ -191,6 +191,7 @@ def plot_fig3(result: dict[str, Any], path: str | Path) -> Path:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     fig, axes = plt.subplots(2, 3, figsize=(12, 7), constrained_layout=True)
     titles = ("energy (meV/atom)", "force (meV/Å)", "transverse spin force (meV/μB)")
@@ -210,8 +211,9 @@ def plot_fig3(result: dict[str, Any], path: str | Path) -> Path:
                     ax.errorbar([p["x"] for p in pts], [p[metric]["mean"] for p in pts],
                                 yerr=[p[metric]["std"] for p in pts], color=color, marker=marker,
                                 linestyle=dashes[t_index % len(dashes)], capsize=3, label=f"{label} ({trainer})")
-            ax.set_xscale("log")
-            ax.set_yscale("log")
+            ax.set_xscale("log")  # sizes log-spaced; errors on a linear axis (they span less than a decade)
+            ax.xaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
+            ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
             ax.set_title(titles[col])
             ax.set_xlabel("training-set size (frames)" if protocol == "fixed_count"
                           else "budget (reference-point units)")
