@@ -167,6 +167,7 @@ def test_deepmd_inputs(arms, tmp_path):
     assert sorted(types) == ["Bi", "Fe", "O"]
     assert config["model"]["spin"]["use_spin"] == [t == "Fe" for t in types]
     assert config["loss"]["type"] == "ener_spin"
+    assert len(config["model"]["descriptor"]["sel"]) == len(types)
     s = tmp_path / "train" / "set.000"
     assert np.load(s / "coord.npy").shape == (12, 240) and np.load(s / "box.npy").shape == (12, 9)
     assert np.allclose(np.load(s / "spin.npy").reshape(12, 80, 3), train.magmom_mub)

@@ -61,7 +61,7 @@ def input_json(type_map: list[str], magnetic_types: list[bool], train_systems: l
     return {
         "model": {
             "type_map": type_map,
-            "descriptor": {"type": "se_e2_a", "sel": [st.sel] * (2 * len(type_map)), "rcut_smth": st.rcut_a - 0.5,
+            "descriptor": {"type": "se_e2_a", "sel": [st.sel] * len(type_map), "rcut_smth": st.rcut_a - 0.5,
                            "rcut": st.rcut_a, "neuron": [25, 50, 100], "axis_neuron": 16, "seed": st.seed},
             "fitting_net": {"neuron": [240, 240, 240], "resnet_dt": True, "seed": st.seed},
             "spin": {"use_spin": magnetic_types, "virtual_scale": [st.virtual_scale] * sum(magnetic_types)},
