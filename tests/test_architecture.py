@@ -18,7 +18,7 @@ LAYERS = {
     "run": 3,
     "store": 4,
     "workflows": 5,
-    "datasets": 6, "analysis": 6, "campaigns": 6,
+    "datasets": 6, "analysis": 6, "campaigns": 6, "mlbench": 6,
     "cli": 7, "dashboard": 7,
 }
 # third-party packages a layer must not touch (the engines know nothing of FireWorks or MongoDB)
