@@ -17,6 +17,7 @@ from sld_workflows.dynamics.settings import DynamicsSettings
 from sld_workflows.dynamics.step import advance
 from sld_workflows.engines.model.presets import make_preset
 from sld_workflows.engines.vasp import VaspEngine
+from sld_workflows.store.runtime import WorkerRuntime
 from sld_workflows.workflows.phases import evaluation_data
 
 pytestmark = [pytest.mark.filterwarnings("ignore:No POTCAR file with matching TITEL"), pytest.mark.slow]
@@ -104,7 +105,7 @@ def test_vasp_steps_on_alternating_workers_find_previous_run_dir(sld_backend, tm
     tid = capsys.readouterr().out.split("submitted trajectory ")[1].split()[0]
     roots = [tmp_path / "worker_a", tmp_path / "worker_b"]
     for turn in range(40):
-        clear_caches()  # another worker process knows nothing of the previous one
+        WorkerRuntime.current().clear()  # another worker process knows nothing of the previous one
         assert main(["worker", *sld_backend.args, "--nlaunches", "1", "--launch-dir", str(roots[turn % 3 % 2])]) == 0
         with sld_backend.open() as session:
             if session.store.get_trajectory(tid)["status"] == "COMPLETED":
