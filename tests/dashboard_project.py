@@ -30,7 +30,7 @@ def submit(spec: dict, project: Path, tmp: Path) -> str:
     path.write_text(yaml.safe_dump(spec))
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
-        assert main(["submit", str(path), "--project", str(project)]) == 0
+        assert main(["submit", str(path), "--project", str(project), "--embedded"]) == 0
     return out.getvalue().split("submitted trajectory ")[1].split()[0]
 
 

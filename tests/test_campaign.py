@@ -44,7 +44,7 @@ def campaign(tmp_path_factory):
     spec_path = root / "small.yaml"
     spec_path.write_text(yaml.safe_dump(small_spec()))
     project = root / "proj"
-    args = ["--project", str(project)]
+    args = ["--project", str(project), "--embedded"]
     assert main(["campaign", "create", str(spec_path), *args]) == 0
     assert main(["campaign", "run", "bfo_small", "--launch-dir", str(root / "launches"), *args]) == 0
     return {"root": root, "project": project, "args": args, "spec": spec_path}
@@ -286,7 +286,7 @@ def test_throttled_feed_bounds_the_launchpad_and_pruned_trajectories_extend(tmp_
     raw["arms"]["reference"]["n_statics"] = 2
     raw["arms"]["test"]["n_steps"] = 3
     raw["submission"]["steps_per_firework"] = 2  # 2 Fireworks per SLD trajectory
-    with open_session(project=tmp_path / "proj", create=True) as session:
+    with open_session(project=tmp_path / "proj", create=True, embedded=True) as session:
         create_campaign(session, CampaignSpec.from_dict(raw))
         result = run_campaign(session, "throttled", str(tmp_path / "launches"))
         assert result["max_fireworks"] <= 2 * 2  # max_active workflows × Fireworks each
@@ -331,3 +331,24 @@ def test_packs_equal_the_stored_frames(campaign):
             assert set(pack.arrays) == set(frames.arrays)
             for key in pack.arrays:
                 np.testing.assert_array_equal(pack.arrays[key], frames.arrays[key], err_msg=f"{arm} {key}")
+
+
+def test_fig3_benchmark_runs_on_the_stored_campaign(campaign, tmp_path, capsys):
+    """`sld dataset from-campaign` turns the stored campaign's arms into the benchmark's source; the
+    ridge control trains on it and beats the zero-force predictor on the independent test trajectory."""
+    from sld_workflows.mlbench.benchmark import BenchmarkSettings, run_benchmark
+    from sld_workflows.mlbench.frames import load_manifest
+
+    source = tmp_path / "source"
+    assert main(["dataset", "from-campaign", "bfo_small", str(source), *campaign["args"]]) == 0
+    arms = load_manifest(source)["arms"]
+    assert arms["sld"]["frames"] == N_SLD * (N_STEPS + 1) or arms["sld"]["frames"] == N_SLD * N_STEPS
+    assert arms["reference"]["frames"] == N_SLD * N_STATICS and arms["test"]["frames"] > 0
+    settings = BenchmarkSettings(trainers=("ridge",), seeds=(0,), sizes=(20,), budgets=(10,))
+    result = run_benchmark(source, tmp_path / "bench", settings)
+    assert (tmp_path / "bench" / "fig3.png").is_file() and result["rows"]
+    base = result["test_baseline_mae"]
+    for row in result["rows"]:
+        assert row["mae"]["force_mev_per_a"] < base["force_mev_per_a"], row
+    assert main(["dataset", "from-campaign", "no_such", str(tmp_path / "x"), *campaign["args"]]) == 2
+    assert "no campaign named 'no_such'" in capsys.readouterr().err

@@ -230,7 +230,7 @@ def test_access_rules(project, capsys):
     assert main(["dashboard", "--project", str(project["project"]), "--basic-auth", "nopassword"]) == 2
     assert "USER:PASSWORD" in capsys.readouterr().err
     assert main(["dashboard", "--project", str(project["project"] / "absent")]) == 2
-    assert "no embedded store" in capsys.readouterr().err
+    assert "no project at" in capsys.readouterr().err
     token = "t0ken-" + "x" * 20
     client = create_app(SnapshotSource(project["store_file"]), token=token).test_client()
     assert client.get("/api/trajectories").status_code == 401

@@ -263,3 +263,18 @@ def test_lpad_on_a_damaged_store_is_one_clear_line(tmp_path):
     proc = sld("lpad", "--project", "p", "get_fws", cwd=tmp_path, check=False)
     assert proc.returncode == 2 and "not readable JSON" in proc.stderr and proc.stderr.count("\n") == 1
     assert (tmp_path / "p" / "launchpad.json").read_text() == '{"fireworks": '
+
+
+def test_dashboard_of_a_server_project_reads_its_live_database(project, tmp_path):
+    """`sld dashboard --project DIR` on a server project opens the project's server (not a snapshot)."""
+    from sld_workflows.cli.dashboard import open_source
+    from sld_workflows.dashboard.source import ServerSource
+
+    tid = _submit(project, tmp_path, toy_spec(steps=2, name="dash"))
+    source = open_source(None, str(project))
+    try:
+        assert isinstance(source, ServerSource) and source.live
+        docs = list(source.db()["sld_trajectories"].find({}, {"_id": 1}))
+        assert [d["_id"] for d in docs] == [tid]
+    finally:
+        source.close()

@@ -29,7 +29,7 @@ def store(tmp_path_factory):
     root = tmp_path_factory.mktemp("errors")
     spec = root / "tiny.yaml"
     spec.write_text(yaml.safe_dump(tiny_spec()))
-    args = ["--project", str(root / "proj")]
+    args = ["--project", str(root / "proj"), "--embedded"]
     assert main(["campaign", "create", str(spec), *args]) == 0
     assert main(["campaign", "run", "tiny", "--launch-dir", str(root / "launches"), *args]) == 0
     return {"root": root, "args": args, "spec": spec, "store_file": root / "proj" / "launchpad.json"}
@@ -115,7 +115,7 @@ def test_unreadable_pool_file_writes_nothing(tmp_path, capsys):
     spec = tmp_path / "files.yaml"
     spec.write_text(yaml.safe_dump(raw))
     project = tmp_path / "proj"
-    assert main(["campaign", "create", str(spec), "--project", str(project)]) == 2
+    assert main(["campaign", "create", str(spec), "--project", str(project), "--embedded"]) == 2
     line = _one_error_line(capsys)
     assert "pool.files[0]" in line and "cannot read" in line
     assert not project.exists()
@@ -134,7 +134,7 @@ def test_bad_campaign_specs_name_the_key(tmp_path, capsys, change, needle):
     change(raw)
     spec = tmp_path / "bad.yaml"
     spec.write_text(yaml.safe_dump(raw))
-    assert main(["campaign", "create", str(spec), "--project", str(tmp_path / "proj")]) == 2
+    assert main(["campaign", "create", str(spec), "--project", str(tmp_path / "proj"), "--embedded"]) == 2
     assert needle in _one_error_line(capsys)
     assert not (tmp_path / "proj").exists()
 

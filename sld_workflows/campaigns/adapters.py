@@ -1,14 +1,18 @@
 """The few store/workflow entry points the campaign code uses, in one place.
 
-The store layer is being reorganised (connection → embedded/session/runtime/server); keeping every
-import of it here means a merge re-points these names and nothing else.
+Keeping every import of the store and workflow layers here means a change there re-points these
+names and nothing else.
 """
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
-from sld_workflows.store.connection import flush_if_due, guard_launchpad, in_task, open_session
+from sld_workflows.store.embedded import flush_if_due, guard_launchpad
+from sld_workflows.store.runtime import WorkerRuntime
+from sld_workflows.store.session import open_session
 from sld_workflows.store.trajectories import FRAMES, TRAJECTORIES, StoreError, TrajectoryStore, new_trajectory_id
 from sld_workflows.workflows.phases import (
     EngineRequest,
@@ -26,7 +30,14 @@ __all__ = [
     "put_frames", "settings_for", "store_of_task", "trajectory_workflow",
 ]
 
-_STORES: dict[int, TrajectoryStore] = {}
+
+@contextlib.contextmanager
+def in_task(task: Any) -> Iterator[None]:
+    """Scope of a campaign FireTask in the worker's runtime: a SIGTERM inside puts its Firework back
+    to READY and exits 143 (as for every SLD task)."""
+    lpad = getattr(task, "launchpad", None)
+    with WorkerRuntime.current().task(lpad, getattr(task, "fw_id", None), task.get("trajectory")):
+        yield
 
 
 def frame_doc(trajectory: str, step: int, kind: str, obj: Any, **extra: Any) -> dict[str, Any]:
@@ -78,8 +89,4 @@ def store_of_task(task: Any) -> tuple[Any, TrajectoryStore]:
     if lpad is None:
         raise SLDError(f"{type(task).__name__} needs the LaunchPad (spec _add_launchpad_and_fw_id)")
     guard_launchpad(lpad)
-    store = _STORES.get(id(lpad.db))
-    if store is None or store.db is not lpad.db:
-        _STORES.clear()
-        store = _STORES[id(lpad.db)] = TrajectoryStore(lpad.db)
-    return lpad, store
+    return lpad, WorkerRuntime.current().store_for(lpad)

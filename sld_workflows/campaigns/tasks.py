@@ -78,7 +78,7 @@ class CampaignSLDTask(FiretaskBase):
     required_params = ["trajectory", "step", "max_steps"]
 
     def run_task(self, fw_spec: dict[str, Any]) -> FWAction:
-        with ad.in_task():
+        with ad.in_task(self):
             return self._run()
 
     def _run(self) -> FWAction:
@@ -223,7 +223,7 @@ class CampaignStaticTask(FiretaskBase):
     required_params = ["trajectory", "first", "count"]
 
     def run_task(self, fw_spec: dict[str, Any]) -> FWAction:
-        with ad.in_task():
+        with ad.in_task(self):
             return self._run()
 
     def _run(self) -> FWAction:

@@ -1,6 +1,7 @@
 """``sld campaign create | run | status | list | analyze``: data-generation campaigns (docs/campaigns.md).
 
-Every command takes ``-l launchpad.yaml`` (a real MongoDB) or ``--project DIR`` (the embedded store).
+Every command takes ``-l launchpad.yaml`` (a real MongoDB) or ``--project DIR`` (the project's local
+server, or its embedded store with ``--embedded`` at creation), as ``sld submit`` does.
 """
 
 from __future__ import annotations
@@ -13,7 +14,10 @@ from typing import Any
 
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-l", "--launchpad", metavar="LAUNCHPAD_YAML", help="FireWorks launchpad file of a MongoDB")
-    parser.add_argument("--project", metavar="DIR", help="project folder of the embedded store (default ./sld_project)")
+    parser.add_argument("--project", metavar="DIR", help="project folder (default $SLD_PROJECT or ./sld_project): its "
+                        "local server, started on demand, or its embedded store")
+    parser.add_argument("--embedded", action="store_true", default=None,
+                        help="use the embedded mongomock store DIR/launchpad.json (one process at a time)")
 
 
 def register(subparsers: Any) -> None:
@@ -56,7 +60,7 @@ def register(subparsers: Any) -> None:
 def _session(args: argparse.Namespace, create: bool = False):
     from sld_workflows.campaigns.adapters import open_session
 
-    return open_session(args.launchpad, args.project, create=create)
+    return open_session(args.launchpad, args.project, create=create, embedded=args.embedded)
 
 
 def cmd_create(args: argparse.Namespace) -> int:

@@ -59,11 +59,27 @@ def check_access(host: str, token: str | None, basic_auth: str | None) -> tuple[
 
 
 def open_source(launchpad: str | None, project: str | None):
-    from sld_workflows.dashboard.source import ServerSource, SnapshotSource
-    from sld_workflows.store.connection import default_store_file
+    """The dashboard's data: a launchpad file's database; else the project's local server (started if
+    it is not running: starting it writes nothing to the database); else the embedded store's last
+    saved file, read without its lock."""
+    from sld_workflows.dashboard.source import ServerSource, SnapshotSource, SourceError
+    from sld_workflows.store.session import choose_backend, default_store_file, write_local_launchpad_file
+    from sld_workflows.store.trajectories import StoreError
 
     if launchpad:
         return ServerSource(launchpad)
+    try:
+        backend, directory = choose_backend(project, create=False, embedded=None)
+    except StoreError as exc:
+        raise SourceError(str(exc)) from None
+    if backend == "server":
+        from sld_workflows.store.server import LocalServer
+
+        try:
+            record = LocalServer(directory).ensure_running()
+        except StoreError as exc:
+            raise SourceError(str(exc)) from None
+        return ServerSource(write_local_launchpad_file(directory, record.host, record.port))
     return SnapshotSource(default_store_file(project))
 
 

@@ -1,6 +1,7 @@
 """``sld dataset generate|benchmark``: the training-data benchmark of the paper's Fig. 3.
 
 ``sld dataset generate OUT`` writes a model-engine campaign export (arms sld, reference, test);
+``sld dataset from-campaign NAME OUT`` exports a campaign stored by ``sld campaign`` the same way;
 ``sld dataset benchmark SOURCE --out DIR`` trains and evaluates on an export directory (``sld export``
 output or ``generate``'s), writing ``benchmark.json`` and ``fig3.png``. See docs/fig3_benchmark.md.
 """
@@ -30,6 +31,14 @@ def register(subparsers) -> None:
     gen.add_argument("--seed", type=int, default=1)
     gen.set_defaults(func=generate_command)
 
+    fc = sub.add_parser("from-campaign", help="export a stored campaign's arms as a benchmark source")
+    fc.add_argument("campaign", metavar="NAME")
+    fc.add_argument("out", metavar="OUT", help="export directory to write (manifest.json + arms/<arm>/*.extxyz)")
+    fc.add_argument("-l", "--launchpad", metavar="LAUNCHPAD_YAML")
+    fc.add_argument("--project", metavar="DIR", help="project folder (default $SLD_PROJECT or ./sld_project)")
+    fc.add_argument("--embedded", action="store_true", default=None, help="the project's embedded store")
+    fc.set_defaults(func=from_campaign_command)
+
     bench = sub.add_parser("benchmark", help="Fig. 3: fixed count, fixed budget, strided SLD; JSON + PNG")
     bench.add_argument("source", metavar="SOURCE", help="export directory (manifest.json + <arm>.extxyz)")
     bench.add_argument("--out", required=True, metavar="DIR")
@@ -55,6 +64,18 @@ def generate_command(args: argparse.Namespace) -> int:
         test_steps=args.test_steps, test_every=args.test_every, seed=args.seed)
     out = generate_campaign(args.out, settings)
     print(f"campaign written to {out}")
+    return 0
+
+
+def from_campaign_command(args: argparse.Namespace) -> int:
+    from sld_workflows.mlbench.frames import export_campaign, load_manifest
+    from sld_workflows.store.session import open_session
+
+    with open_session(args.launchpad, args.project, embedded=args.embedded) as session:
+        out = export_campaign(session.lpad.db, args.campaign, args.out, argv=sys.argv)
+    arms = load_manifest(out)["arms"]
+    summary = ", ".join(f"{a} {e['frames']} frames" for a, e in arms.items())
+    print(f"campaign {args.campaign} exported to {out}: {summary}")
     return 0
 
 

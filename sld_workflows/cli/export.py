@@ -27,7 +27,8 @@ def register(subparsers: Any) -> None:
                    "(default: measured from the campaign's recorded costs; the paper's is 0.5)")
     p.add_argument("--seed", type=int, default=0, help="seed of the split and of count/budget selection")
     p.add_argument("-l", "--launchpad", metavar="LAUNCHPAD_YAML")
-    p.add_argument("--project", metavar="DIR")
+    p.add_argument("--project", metavar="DIR", help="project folder (default $SLD_PROJECT or ./sld_project)")
+    p.add_argument("--embedded", action="store_true", default=None, help="the project's embedded store")
     p.set_defaults(func=cmd_export)
 
 
@@ -82,7 +83,7 @@ def cmd_export(args: argparse.Namespace) -> int:
                         step_min=lo, step_max=hi, stride=args.stride, tags=_tags(args.tag))
     protocol = Protocol(count=args.count, budget=args.budget, sld_frame_cost=args.sld_frame_cost, split=split,
                         seed=args.seed)
-    with open_session(args.launchpad, args.project) as session:
+    with open_session(args.launchpad, args.project, embedded=args.embedded) as session:
         manifest = export(session.lpad.db, args.out, args.format, query, protocol, argv=sys.argv)
     counts = ", ".join(f"{s}: {c['frames']} frames / {c['structures']} structures"
                        for s, c in manifest["counts"].items())

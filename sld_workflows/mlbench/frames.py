@@ -40,6 +40,33 @@ def load_arm_frames(source: str | Path, arm: str) -> list:
     return read(path, index=":", format="extxyz")
 
 
+def export_campaign(db: Any, campaign: str, out: str | Path, arms: tuple[str, ...] = ("sld", "reference", "test"),
+                    argv: list[str] | None = None) -> Path:
+    """Write the arms of a stored campaign as a benchmark source: one ``sld export`` (MACE keys) per arm
+    under ``out/arms/<arm>``, and a ``manifest.json`` naming each arm's file and frame count (the
+    split key is the campaign's ``structure_index``). An arm the campaign lacks is left out, so the
+    benchmark then says which one is missing."""
+    from sld_workflows.datasets.export import export
+    from sld_workflows.datasets.selection import ExportError, ExportQuery
+
+    out = Path(out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise BenchmarkError(f"{out} exists and is not an empty directory; nothing was written")
+    if db["sld_campaigns"].find_one({"name": campaign}, {"_id": 1}) is None:
+        raise BenchmarkError(f"no campaign named {campaign!r} in this database")
+    entries: dict[str, dict[str, Any]] = {}
+    for arm in arms:
+        try:
+            manifest = export(db, out / "arms" / arm, "mace", ExportQuery(campaign=campaign, arms=(arm,)), argv=argv)
+        except ExportError:
+            continue  # the arm has no frames: absent from the manifest
+        (name,) = [f for f in manifest["files"] if f.endswith(".extxyz")]
+        entries[arm] = {"file": f"arms/{arm}/{name}", "frames": int(manifest["total_frames"])}
+    (out / MANIFEST_NAME).write_text(json.dumps({"campaign": campaign, "source": "sld export (mace keys)",
+                                                 "arms": entries}, indent=1) + "\n")
+    return out
+
+
 @dataclasses.dataclass
 class FrameSet:
     """One arm as arrays (F frames of the same N atoms). Units: eV, Å, μB, eV/μB."""
@@ -80,7 +107,8 @@ class FrameSet:
                 forces_ev_per_a=np.array([a.arrays["REF_forces"] for a in frames]),
                 magmom_mub=np.array([a.arrays["REF_magmom"] for a in frames]),
                 magforces_ev_per_mub=np.array([a.arrays["REF_magforces"] for a in frames]),
-                structure=np.array([int(a.info.get("structure", i)) for i, a in enumerate(frames)]),
+                structure=np.array([int(a.info.get("structure", a.info.get("structure_index", i)))
+                                    for i, a in enumerate(frames)]),
                 trajectory=np.array([str(a.info.get("trajectory", "")) for a in frames]),
                 step=np.array([int(a.info.get("step", 0)) for a in frames]),
                 cost_s=np.array([float(a.info.get("cost_s", np.nan)) for a in frames]),
