@@ -56,22 +56,26 @@ class TrajectoryInput:
         return "split" if self.engine_kind == "vasp" or "vasp" in type(self.engine).__module__ else "merged"
 
 
+def read_spec_file(source: str | os.PathLike) -> dict[str, Any]:
+    """The mapping of a YAML spec file (one-line errors for a missing file, bad YAML, no mapping)."""
+    path = Path(source)
+    if not path.is_file():
+        raise FileNotFoundError(f"spec file {path} does not exist")
+    import yaml
+
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise SpecError("", f"{path} is not valid YAML: {exc}") from None
+    if not isinstance(raw, Mapping):
+        raise SpecError("", f"{path} must contain a mapping at the top level")
+    return dict(raw)
+
+
 def load_input(source: str | os.PathLike | Mapping[str, Any]) -> TrajectoryInput:
     """A run spec (``sld_workflows.run.spec``; YAML path or mapping), or the internal form
     ``{name, initial_state: SLDState dict, engine: engine dict, dynamics: dict, steps, output_every}``."""
-    raw: Any = source
-    if not isinstance(source, Mapping):
-        path = Path(source)
-        if not path.is_file():
-            raise FileNotFoundError(f"spec file {path} does not exist")
-        import yaml
-
-        try:
-            raw = yaml.safe_load(path.read_text())
-        except yaml.YAMLError as exc:
-            raise SpecError("", f"{path} is not valid YAML: {exc}") from None
-        if not isinstance(raw, Mapping):
-            raise SpecError("", f"{path} must contain a mapping at the top level")
+    raw: Any = source if isinstance(source, Mapping) else read_spec_file(source)
     if "initial_state" in raw:
         return _internal_input(raw)
     from sld_workflows.run.spec import RunSpec

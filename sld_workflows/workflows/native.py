@@ -28,14 +28,19 @@ from fireworks import FiretaskBase, Firework, FWAction, Workflow, explicit_seria
 from sld_workflows.errors import SLDError, SpecError
 from sld_workflows.store.embedded import flush_if_due, guard_launchpad
 from sld_workflows.store.fireworks_compat import patch_launchpad
+from sld_workflows.store.keys import FwSpec
 from sld_workflows.store.runtime import WorkerRuntime
 from sld_workflows.workflows.manage import (
     LAYOUTS,
     first_workflow,
     load_input,
     new_trajectory_doc,
+    read_spec_file,
     store_new_trajectory,
 )
+
+#: ``spec.sld.kind`` of registration Fireworks (they belong to no trajectory yet)
+REGISTER_KIND = "register"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -132,7 +137,8 @@ def registration_firework(run_spec: Mapping[str, Any], settings: SLDWorkflowSett
                           fw_id: int | None = None) -> Firework:
     """The registration Firework of one trajectory (``run_spec`` must be JSON/YAML-serialisable)."""
     settings = settings or SLDWorkflowSettings()
-    spec: dict[str, Any] = {"_add_launchpad_and_fw_id": True}
+    # spec.sld marks it as ours: `sld recover` reruns it if its worker died (registration is idempotent)
+    spec: dict[str, Any] = {"_add_launchpad_and_fw_id": True, FwSpec.KEY: {"kind": REGISTER_KIND}}
     if settings.category:
         spec["_category"] = settings.category
     if settings.priority is not None:
@@ -145,38 +151,35 @@ def registration_firework(run_spec: Mapping[str, Any], settings: SLDWorkflowSett
 
 
 def native_workflow(run_specs: list[Mapping[str, Any]], settings: SLDWorkflowSettings | None = None,
-                    name: str | None = None) -> Workflow:
-    """One workflow holding one independent registration Firework per run spec (all validated first)."""
+                    name: str | None = None, validate: bool = True) -> Workflow:
+    """One workflow holding one independent registration Firework per run spec (all validated first,
+    unless the caller did: ``validate=False``)."""
     if not run_specs:
         raise SLDError("a workflow needs at least one run spec")
-    for run_spec in run_specs:
+    for run_spec in run_specs if validate else ():
         load_input(run_spec)
     fws = [registration_firework(s, settings, fw_id=i + 1) for i, s in enumerate(run_specs)]
     first = settings.name if settings and settings.name else run_specs[0].get("name", "trajectory")
     return Workflow(fws, name=name or f"sld:{first}", metadata={"sld_native": True})
 
 
-def embeddable_spec(source: str | Path | Mapping[str, Any]) -> dict[str, Any]:
+def embeddable_spec(source: str | Path | Mapping[str, Any], validate: bool = True) -> dict[str, Any]:
     """The run spec to embed in a workflow: the mapping as written (YAML file or mapping), with a
     structure *file* replaced by its content so the workflow depends on no path of this machine."""
     import copy
 
-    import yaml
-
     if isinstance(source, Mapping):
-        raw = copy.deepcopy(dict(source))
-        base = None
+        raw, base = copy.deepcopy(dict(source)), None
     else:
-        load_input(source)  # the file's own errors (missing, bad YAML, bad spec) first
-        raw = yaml.safe_load(Path(source).read_text())
-        base = Path(source)
+        raw, base = read_spec_file(source), Path(source)
     structure = raw.get("structure")
     if isinstance(structure, Mapping) and "file" in structure:
         from sld_workflows.run.spec import RunSpec
 
         spec = RunSpec.from_file(base) if base is not None else RunSpec.from_dict(raw)
         raw["structure"] = copy.deepcopy(dict(spec.with_embedded_structure().spec["structure"]))
-    load_input(raw)
+    if validate:
+        load_input(raw)
     return raw
 
 
@@ -186,6 +189,8 @@ def workflow_yaml(wf: Workflow, header: str = "") -> str:
     import yaml
 
     d = wf.as_dict()
+    for fw in d["fws"]:  # the task's class first, its parameters after
+        fw["spec"]["_tasks"] = [{"_fw_name": t["_fw_name"], **t} for t in fw["spec"].get("_tasks", [])]
     out = {
         "fws": [{"fw_id": fw["fw_id"], "name": fw["name"], "spec": fw["spec"]} for fw in d["fws"]],
         "links": {str(k): v for k, v in d["links"].items()},
