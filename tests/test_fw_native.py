@@ -193,6 +193,9 @@ def test_sld_submit_write_workflow_runs_with_lpad_add(sld_backend, tmp_path, cap
 
 
 # ------------------------------------------------------------------------------------------ builders
+ANALYTIC_FE = {"kind": "analytic", "heisenberg": {"j_ev": 0.04, "cutoff_a": 2.6}, "harmonic": {"spring_ev_per_a2": 2.0}}
+
+
 def _bcc_fe_cell():
     from pymatgen.core import Lattice, Structure
 
@@ -207,7 +210,7 @@ def test_python_builders_run_with_add_wf(sld_backend, tmp_path):
     settings = SLDWorkflowSettings(category=None, priority=3)
     wfs = [
         get_wf_sld_trajectory(_bcc_fe_cell(), settings, moments={"Fe": 2.2},
-                              spec_overrides={"dynamics": {"steps": 3}, "output": {"every": 1}}),
+                              spec_overrides={"engine": ANALYTIC_FE, "dynamics": {"steps": 3}, "output": {"every": 1}}),
         *get_wfs_annealing(anneal, seeds=[1, 2], start_k=200, end_k=20, duration_fs=0.2),
         get_wf_static_constrained(single, seeds=[3, 4, 5]),  # model-engine references, split layout
     ]
@@ -249,7 +252,7 @@ def test_invalid_run_spec_fizzles_the_registration_and_writes_nothing(sld_backen
     bad["dynamics"]["dt_fs"] = -0.1
     # the line `sld submit` prints for it
     assert main(["submit", str(write_spec(tmp_path / "bad.yaml", bad)), *sld_backend.args]) == 2
-    message = capsys.readouterr().err.strip().removeprefix("error: ")
+    message = capsys.readouterr().err.strip().splitlines()[-1].removeprefix("error: ")
     assert "dynamics.dt_fs" in message and "\n" not in message
     wf = yaml.safe_load((FW_TEMPLATES / "single_trajectory.yaml").read_text())
     registration_tasks(wf)[0]["run_spec"] = bad
@@ -282,8 +285,9 @@ def test_lpad_add_of_broken_yaml_gives_fireworks_own_error(sld_backend, tmp_path
         yaml.safe_load(broken)
     proc = _run(sld_backend, "lpad", "add", str(tmp_path / "broken.yaml"), cwd=tmp_path, check=False)
     assert proc.returncode != 0
-    last = proc.stderr.strip().splitlines()[-1]
-    assert last.startswith("yaml.") and "Error" in last  # PyYAML's exception, raised by FireWorks' reader
+    # the exception of FireWorks' YAML reader (ruamel.yaml), with the position of the mistake
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("ruamel.yaml.") and "Error" in line]
+    assert errors and "line 12" in proc.stderr
     assert "sld_workflows" not in proc.stderr and "error: " not in proc.stderr
     with sld_backend.open() as session:
         assert session.lpad.fireworks.count_documents({}) == 0

@@ -27,12 +27,12 @@ from fireworks import Workflow
 from sld_workflows.errors import SLDError
 from sld_workflows.workflows.native import SLDWorkflowSettings, embeddable_spec, native_workflow
 
-#: run-spec sections used for a bare pymatgen ``Structure`` (model engine, NVT 300 K, 100 steps);
-#: override any of them with ``spec_overrides`` (merged key by key)
+#: run-spec sections used for a bare pymatgen ``Structure`` (NVT 300 K, 100 steps); override any of
+#: them with ``spec_overrides`` (merged key by key), which must also give the ``engine`` section
+#: (``vasp`` or ``analytic``: the model engine needs a preset, see docs/run_spec.md)
 STRUCTURE_DEFAULTS: dict[str, Any] = {
     "spins": {"init": "ferro", "direction": [0, 0, 1]},
     "velocities": {"temperature_k": 300},
-    "engine": {"kind": "model"},
     "dynamics": {"dt_fs": 0.1, "steps": 100, "ensemble": "nvt", "temperature": 300, "alpha": 0.1,
                  "friction_per_fs": 0.02, "spin_scheme": "sib", "seed": 1},
     "output": {"every": 10},

@@ -178,6 +178,12 @@ def embeddable_spec(source: str | Path | Mapping[str, Any], validate: bool = Tru
 
         spec = RunSpec.from_file(base) if base is not None else RunSpec.from_dict(raw)
         raw["structure"] = copy.deepcopy(dict(spec.with_embedded_structure().spec["structure"]))
+    structure = raw.get("structure")
+    if isinstance(structure, Mapping) and isinstance(structure.get("pymatgen"), Mapping):
+        # without "@module"/"@class" FireWorks does not decode it into a Structure when it loads the
+        # task (whose re-encoding would differ from what was written); pymatgen does not need them
+        raw["structure"] = {**structure, "pymatgen": {k: v for k, v in structure["pymatgen"].items()
+                                                      if k not in ("@module", "@class", "@version")}}
     if validate:
         load_input(raw)
     return raw
