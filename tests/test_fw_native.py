@@ -291,3 +291,28 @@ def test_lpad_add_of_broken_yaml_gives_fireworks_own_error(sld_backend, tmp_path
     assert "sld_workflows" not in proc.stderr and "error: " not in proc.stderr
     with sld_backend.open() as session:
         assert session.lpad.fireworks.count_documents({}) == 0
+
+
+def test_registration_rerun_registers_one_trajectory(sld_backend):
+    """A registration Firework rerun after a lost run: if its first step was never added, the half
+    registration is replaced; once it was added, a rerun adds nothing."""
+    from fireworks import Workflow
+
+    from sld_workflows.workflows.native import SLDRegisterTrajectoryTask, native_workflow
+
+    spec = toy_spec(steps=2, name="once")
+    _init_store(sld_backend)
+    with sld_backend.open() as session:
+        fw_id = min(session.lpad.add_wf(native_workflow([spec])).values())
+        task = SLDRegisterTrajectoryTask.from_dict(session.lpad.get_fw_by_id(fw_id).tasks[0].to_dict())
+        task.launchpad, task.fw_id = session.lpad, fw_id
+        first = task.run_task({})  # ... and the worker died before FireWorks stored the additions
+        tid1 = first.stored_data["trajectory"]
+        second = task.run_task({})
+        tid2 = second.stored_data["trajectory"]
+        assert tid2 != tid1 and [d["_id"] for d in session.store.find_trajectories()] == [tid2]
+        assert session.store.count_frames(tid1) == 0 and session.store.count_frames(tid2) == 1
+        session.lpad.append_wf(Workflow(second.additions), [fw_id])
+        third = task.run_task({})
+        assert third.stored_data == {"trajectory": tid2, "already_registered": True} and not third.additions
+        assert [d["_id"] for d in session.store.find_trajectories()] == [tid2]
