@@ -316,3 +316,16 @@ def test_registration_rerun_registers_one_trajectory(sld_backend):
         third = task.run_task({})
         assert third.stored_data == {"trajectory": tid2, "already_registered": True} and not third.additions
         assert [d["_id"] for d in session.store.find_trajectories()] == [tid2]
+
+
+def test_write_workflow_of_a_bad_spec_is_one_line_and_writes_nothing(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    bad = read_spec_file(SPECS / "annealing.yaml")
+    del bad["dynamics"]["dt_fs"]
+    path = write_spec(tmp_path / "bad.yaml", bad)
+    assert main(["submit", str(path), *("--project", "p", "--embedded")]) == 2
+    submit_line = capsys.readouterr().err
+    assert main(["submit", str(path), "--write-workflow", "wf.yaml"]) == 2
+    err = capsys.readouterr().err
+    assert err == submit_line and err.count("\n") == 1 and "dynamics.dt_fs" in err
+    assert not (tmp_path / "wf.yaml").exists() and not (tmp_path / "p").exists()
