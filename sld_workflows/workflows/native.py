@@ -94,15 +94,15 @@ class SLDRegisterTrajectoryTask(FiretaskBase):
         run_spec = _as_plain(self["run_spec"])
         if not isinstance(run_spec, Mapping):
             raise SpecError("run_spec", f"must be a mapping (a run spec), got {type(run_spec).__name__}")
-        settings = SLDWorkflowSettings.from_dict(self.get("settings"))
-        inp = load_input(run_spec)  # SpecError: the Firework fizzles before anything is written
-        doc = new_trajectory_doc(inp, settings.layout, settings.name, settings.fireworks_options())
         lpad = getattr(self, "launchpad", None)
         if lpad is None:
             raise SLDError("SLDRegisterTrajectoryTask needs the LaunchPad (spec _add_launchpad_and_fw_id: true); "
                            "offline mode is not supported for SLD tasks")
-        guard_launchpad(lpad)
+        guard_launchpad(lpad)  # the embedded store's lock and atomic writer, also when the spec is bad
         patch_launchpad(lpad)
+        settings = SLDWorkflowSettings.from_dict(self.get("settings"))
+        inp = load_input(run_spec)  # SpecError: the Firework fizzles before anything is written
+        doc = new_trajectory_doc(inp, settings.layout, settings.name, settings.fireworks_options())
         runtime = WorkerRuntime.current()
         store = runtime.store_for(lpad)
         fw_id = getattr(self, "fw_id", None)
