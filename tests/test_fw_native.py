@@ -86,13 +86,16 @@ def _assert_same_as_sld_submit(backend, tmp_path: Path, native: list[dict], run_
                                layout: str | None = None) -> None:
     """``sld submit`` of each run spec (as a YAML file) + ``sld worker`` stores bit-identical frames."""
     assert len(native) == len(run_specs)
-    for i, run_spec in enumerate(run_specs):
+    for run_spec in run_specs:
         args = ["--layout", layout] if layout else []
-        assert main(["submit", str(write_spec(tmp_path / f"same{i}.yaml", run_spec)), *args, *backend.args]) == 0
+        path = write_spec(tmp_path / f"same-{run_spec['name']}.yaml", run_spec)
+        assert main(["submit", str(path), *args, *backend.args]) == 0
     assert main(["worker", *backend.args]) == 0
     with backend.open() as session:
         store = session.store
-        submitted = [store.get_trajectory(d["_id"]) for d in store.find_trajectories({"registered_by": {"$exists": 0}})]
+        names = [s["name"] for s in run_specs]
+        submitted = [store.get_trajectory(d["_id"]) for d in store.find_trajectories({"registered_by": {"$exists": 0}})
+                     if d["name"] in names]
         assert len(submitted) == len(run_specs)
         by_name = {d["name"]: d for d in submitted}
         for doc in native:
@@ -241,6 +244,8 @@ def test_python_builders_run_with_add_wf(sld_backend, tmp_path):
     # the model runs merged, the static batch split, as the builders chose
     _assert_same_as_sld_submit(sld_backend, tmp_path, [d for d in native if d["layout"] == "merged"],
                                [s for s in run_specs if s["dynamics"]["steps"]])
+    _assert_same_as_sld_submit(sld_backend, tmp_path, statics, [s for s in run_specs if not s["dynamics"]["steps"]],
+                               layout="split")
 
 
 # ------------------------------------------------------------------------------------------ bad input
