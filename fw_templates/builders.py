@@ -1,69 +1,96 @@
-"""Python builders of ready SLD workflows (a thin layer over :mod:`sld_workflows.workflows.manage`).
+"""The shipped FireWorks workflow files, and a re-export of the package's builders.
 
-    from fw_templates.builders import annealing_campaign, static_constrained_batch
-    with open_session(project="sld_project", create=True) as session:      # or launchpad_file=...
-        ids = annealing_campaign(session, "fw_templates/annealing.yaml", seeds=range(8))
+The builders live in :mod:`sld_workflows.workflows.builders` (atomate style: they return
+``Workflow`` objects for ``lp.add_wf`` / ``lp.bulk_add_wfs`` and never submit)::
 
-Every trajectory is its own workflow (one workflow per trajectory keeps FireWorks' per-Firework cost
-flat and its locks uncontended); all inputs are validated before anything is written.
+    from fireworks import LaunchPad
+    from sld_workflows.workflows.builders import get_wf_sld_trajectory, get_wfs_annealing
+
+    lp = LaunchPad.from_file("my_launchpad.yaml")
+    lp.add_wf(get_wf_sld_trajectory("fw_templates/specs/single_trajectory.yaml"))
+    lp.bulk_add_wfs(get_wfs_annealing("fw_templates/specs/annealing.yaml", seeds=range(8)))
+
+``fw_templates/*.yaml`` are workflow files for ``lpad add``, written from the run specs in
+``fw_templates/specs/`` by :data:`TEMPLATES`; after editing a spec, regenerate them with
+``python -m fw_templates.builders`` (tests/test_fw_native.py checks that they are up to date).
 """
 
 from __future__ import annotations
 
-import copy
-import os
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Callable
+from pathlib import Path
 
-from sld_workflows.run.spec import RunSpec
-from sld_workflows.store.connection import Session
-from sld_workflows.workflows.manage import load_input, submit
+from fireworks import Workflow
+
+from sld_workflows.workflows.builders import (
+    STRUCTURE_DEFAULTS,
+    SLDWorkflowSettings,
+    get_wf_sld_trajectory,
+    get_wf_static_constrained,
+    get_wfs_annealing,
+    run_spec_of,
+)
+from sld_workflows.workflows.native import write_workflow
+
+HERE = Path(__file__).resolve().parent
+SPECS = HERE / "specs"
+
+#: workflow file name -> (how it is built from its spec, what its header says)
+TEMPLATES: dict[str, tuple[Callable[[], Workflow], str]] = {
+    "single_trajectory.yaml": (
+        lambda: get_wf_sld_trajectory(SPECS / "single_trajectory.yaml"),
+        "One SLD trajectory (model engine, bcc Fe 3x3x3, NVT 300 K, 200 steps): run spec\n"
+        "fw_templates/specs/single_trajectory.yaml embedded in a FireWorks workflow.",
+    ),
+    "annealing.yaml": (
+        lambda: get_wf_sld_trajectory(SPECS / "annealing.yaml"),
+        "Annealing bcc Fe 300 K -> 10 K over 150 fs, then 50 fs at 10 K: run spec\n"
+        "fw_templates/specs/annealing.yaml embedded in a FireWorks workflow.",
+    ),
+    "static_constrained_batch.yaml": (
+        lambda: get_wf_static_constrained(SPECS / "static_constrained.yaml", seeds=[5, 6, 7]),
+        "Static constrained-moment VASP calculations (training references): the run spec\n"
+        "fw_templates/specs/static_constrained.yaml with random spins of seeds 5, 6, 7, one registration\n"
+        "Firework each (split layout). Set engine.command to your VASP (sld-fake-vasp stands in).",
+    ),
+}
+
+_USAGE = ("Add it with `lpad add fw_templates/{name}` (-l my_launchpad.yaml for a MongoDB), run it with\n"
+          "`rlaunch rapidfire` or `qlaunch`; `sld status` shows the trajectory. The first Firework validates\n"
+          "the run spec under run_spec, stores the trajectory and adds the first step; edit run_spec freely\n"
+          "(a bad spec fizzles that Firework with the key named). Regenerate: python -m fw_templates.builders")
 
 
-def _spec_dict(spec: str | os.PathLike | Mapping[str, Any]) -> dict[str, Any]:
-    """A mapping to vary per trajectory: a copy of ``spec``, or the normalised spec of a file (its
-    structure path made absolute, so that the varied copies still find it)."""
-    if isinstance(spec, Mapping):
-        return copy.deepcopy(dict(spec))
-    return RunSpec.from_file(spec).spec
+def template_text(name: str) -> str:
+    """The text of ``fw_templates/<name>`` as :data:`TEMPLATES` builds it."""
+    from sld_workflows.workflows.native import workflow_yaml
+
+    build, header = TEMPLATES[name]
+    return workflow_yaml(build(), header + "\n" + _USAGE.format(name=name))
 
 
-def single_trajectory(session: Session, spec: str | os.PathLike | Mapping[str, Any], layout: str | None = None) -> str:
-    """One trajectory from a run spec; returns its id."""
-    return submit(session, load_input(spec), layout=layout)
+def write_templates(folder: Path = HERE) -> list[Path]:
+    out = []
+    for name in TEMPLATES:
+        path = Path(folder) / name
+        path.write_text(template_text(name))
+        out.append(path)
+    return out
 
 
-def annealing_campaign(
-    session: Session, spec: str | os.PathLike | Mapping[str, Any], seeds: Iterable[int],
-    start_k: float | None = None, end_k: float | None = None, duration_fs: float | None = None,
-) -> list[str]:
-    """Independent anneals of the same system, one per seed (and optionally a new ramp)."""
-    base = _spec_dict(spec)
-    inputs = []
-    for seed in seeds:
-        d = copy.deepcopy(base)
-        d["dynamics"]["seed"] = int(seed)
-        d["name"] = f"{base.get('name', 'anneal')}-s{seed}"
-        if start_k is not None or end_k is not None or duration_fs is not None:
-            ramp = dict((d["dynamics"].get("temperature") or {}).get("ramp") or {})
-            ramp.update({k: v for k, v in (("start_k", start_k), ("end_k", end_k), ("duration_fs", duration_fs))
-                         if v is not None})
-            d["dynamics"]["temperature"] = {"ramp": ramp}
-        inputs.append(load_input(d))  # validate all before writing any
-    return [submit(session, inp) for inp in inputs]
+__all__ = [
+    "STRUCTURE_DEFAULTS",
+    "TEMPLATES",
+    "SLDWorkflowSettings",
+    "get_wf_sld_trajectory",
+    "get_wf_static_constrained",
+    "get_wfs_annealing",
+    "run_spec_of",
+    "template_text",
+    "write_templates",
+    "write_workflow",
+]
 
-
-def static_constrained_batch(
-    session: Session, spec: str | os.PathLike | Mapping[str, Any], seeds: Iterable[int], layout: str = "split",
-) -> list[str]:
-    """Static constrained calculations (steps 0) with random spins, one per seed (training data)."""
-    base = _spec_dict(spec)
-    inputs = []
-    for seed in seeds:
-        d = copy.deepcopy(base)
-        d["dynamics"]["steps"] = 0
-        d["dynamics"]["seed"] = int(seed)
-        d["spins"] = {"init": "random"}  # random directions drawn from the seed
-        d["name"] = f"{base.get('name', 'static')}-s{seed}"
-        inputs.append(load_input(d))
-    return [submit(session, inp, layout=layout) for inp in inputs]
+if __name__ == "__main__":
+    for p in write_templates():
+        print(f"wrote {p}")

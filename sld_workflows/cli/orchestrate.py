@@ -33,6 +33,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--name", help="trajectory name (default: the spec's name)")
     p.add_argument("--category", help="FireWorks _category of the Fireworks (route to workers)")
     p.add_argument("--engine-category", help="_category of engine Fireworks only (split layout)")
+    p.add_argument("--write-workflow", metavar="WF_YAML",
+                   help="write a FireWorks workflow file (for `lpad add`) instead of submitting; "
+                        "its first Firework registers the trajectory when a worker runs it")
     _common(p)
     p.set_defaults(func=cmd_submit)
 
@@ -93,9 +96,34 @@ def cmd_submit(args: argparse.Namespace) -> int:
 
     inp = load_input(args.spec)  # validate before opening (nothing written on a bad spec)
     options = {k: v for k, v in (("category", args.category), ("engine_category", args.engine_category)) if v}
+    if args.write_workflow:
+        return _write_workflow(args)
     with _session(args, create=True) as session:
         tid = submit(session, inp, layout=args.layout, name=args.name, fireworks_options=options)
         print(f"submitted trajectory {tid} ({inp.steps} steps) to {session.description}")
+    return 0
+
+
+def _write_workflow(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from sld_workflows.errors import SLDError
+    from sld_workflows.workflows.native import (
+        SLDWorkflowSettings,
+        embeddable_spec,
+        native_workflow,
+        write_workflow,
+    )
+
+    out = Path(args.write_workflow)
+    if out.is_dir():
+        raise SLDError(f"--write-workflow: {out} is a directory; give a file name, e.g. {out / 'wf.yaml'}")
+    settings = SLDWorkflowSettings(layout=args.layout, name=args.name, category=args.category,
+                                   engine_category=args.engine_category)
+    wf = native_workflow([embeddable_spec(args.spec, validate=False)], settings, validate=False)  # validated above
+    write_workflow(wf, out, header=f"SLD workflow written by `sld submit {args.spec} --write-workflow`.\n"
+                                   f"Add it with `lpad add {out}`, run it with `rlaunch rapidfire` or `qlaunch`.")
+    print(f"wrote workflow {out} (1 trajectory, {wf.fws[0].name}); add it with `lpad add {out}`")
     return 0
 
 

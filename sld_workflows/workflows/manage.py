@@ -12,7 +12,7 @@ import os
 import socket
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sld_workflows.dynamics.settings import DynamicsSettings
 from sld_workflows.errors import SLDError, SpecError
@@ -30,6 +30,9 @@ from sld_workflows.store.keys import (
 from sld_workflows.store.trajectories import new_trajectory_id
 from sld_workflows.workflows.phases import EngineRequest, Frames, engine_for, settings_for
 from sld_workflows.workflows.tasks import trajectory_workflow
+
+if TYPE_CHECKING:
+    from fireworks import Workflow
 
 LAYOUTS = ("merged", "split")
 ACTIVE_STATES = [str(s) for s in ACTIVE_FIREWORK_STATES]
@@ -57,22 +60,26 @@ class TrajectoryInput:
         return "split" if self.engine_kind in ("vasp", "abinit") or file_engine else "merged"
 
 
+def read_spec_file(source: str | os.PathLike) -> dict[str, Any]:
+    """The mapping of a YAML spec file (one-line errors for a missing file, bad YAML, no mapping)."""
+    path = Path(source)
+    if not path.is_file():
+        raise FileNotFoundError(f"spec file {path} does not exist")
+    import yaml
+
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise SpecError("", f"{path} is not valid YAML: {exc}") from None
+    if not isinstance(raw, Mapping):
+        raise SpecError("", f"{path} must contain a mapping at the top level")
+    return dict(raw)
+
+
 def load_input(source: str | os.PathLike | Mapping[str, Any]) -> TrajectoryInput:
     """A run spec (``sld_workflows.run.spec``; YAML path or mapping), or the internal form
     ``{name, initial_state: SLDState dict, engine: engine dict, dynamics: dict, steps, output_every}``."""
-    raw: Any = source
-    if not isinstance(source, Mapping):
-        path = Path(source)
-        if not path.is_file():
-            raise FileNotFoundError(f"spec file {path} does not exist")
-        import yaml
-
-        try:
-            raw = yaml.safe_load(path.read_text())
-        except yaml.YAMLError as exc:
-            raise SpecError("", f"{path} is not valid YAML: {exc}") from None
-        if not isinstance(raw, Mapping):
-            raise SpecError("", f"{path} must contain a mapping at the top level")
+    raw: Any = source if isinstance(source, Mapping) else read_spec_file(source)
     if "initial_state" in raw:
         return _internal_input(raw)
     from sld_workflows.run.spec import RunSpec
@@ -159,21 +166,19 @@ def _split_resume_request(session: Session, doc: dict[str, Any]) -> EngineReques
     return request
 
 
-def submit(
-    session: Session,
-    source: str | os.PathLike | Mapping[str, Any] | TrajectoryInput,
+def new_trajectory_doc(
+    inp: TrajectoryInput,
     layout: str | None = None,
     name: str | None = None,
     fireworks_options: dict[str, Any] | None = None,
-) -> str:
-    """Validate, store the trajectory (document + state of its first step), add its workflow."""
-    inp = source if isinstance(source, TrajectoryInput) else load_input(source)
+) -> dict[str, Any]:
+    """The store document of a new trajectory of ``inp`` (validated layout; not yet stored)."""
     layout = layout or inp.default_layout
     if layout not in LAYOUTS:
         raise SLDError(f"layout must be one of {LAYOUTS}, got {layout!r}")
     engine_dict = inp.engine.as_dict()
     start = int(inp.initial_state.step)
-    doc = {
+    return {
         "_id": new_trajectory_id(),
         "name": name or inp.name,
         "parent": None,
@@ -190,11 +195,38 @@ def submit(
         "engine_wall_time_s": 0.0,
         "last_energy_ev": None,
     }
+
+
+def store_new_trajectory(store: Any, doc: dict[str, Any], initial_state: SLDState) -> str:
+    """Store the document and the state of its first step (both or neither)."""
+    tid = store.create_trajectory(doc)
+    try:
+        Frames(store, tid).put(int(doc["start_step"]), FrameKind.STATE, initial_state)
+    except BaseException:
+        store.delete_trajectory(tid)
+        raise
+    return tid
+
+
+def first_workflow(doc: dict[str, Any]) -> Workflow:
+    """The workflow of a freshly stored trajectory (its first step's Firework)."""
+    return trajectory_workflow(doc, _first_request(doc) if doc.get("layout") == "split" else None)
+
+
+def submit(
+    session: Session,
+    source: str | os.PathLike | Mapping[str, Any] | TrajectoryInput,
+    layout: str | None = None,
+    name: str | None = None,
+    fireworks_options: dict[str, Any] | None = None,
+) -> str:
+    """Validate, store the trajectory (document + state of its first step), add its workflow."""
+    inp = source if isinstance(source, TrajectoryInput) else load_input(source)
+    doc = new_trajectory_doc(inp, layout, name, fireworks_options)
     session.store.check_size(doc, "trajectory document")
     session.initialize_launchpad()
-    tid = session.store.create_trajectory(doc)
+    tid = store_new_trajectory(session.store, doc, inp.initial_state)
     try:
-        Frames(session.store, tid).put(start, FrameKind.STATE, inp.initial_state)
         _add_workflow(session, session.store.get_trajectory(tid))
     except BaseException:
         session.store.delete_trajectory(tid)
