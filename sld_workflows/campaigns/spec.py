@@ -35,7 +35,6 @@ from pathlib import Path
 from typing import Any
 
 from sld_workflows import schema
-from sld_workflows.errors import SpecError
 from sld_workflows.schema import spec_error
 
 TOP_KEYS = ("name", "structure", "engine", "dynamics", "spins", "pool", "arms", "submission", "seed", "tags")
@@ -58,16 +57,10 @@ class CampaignSpec:
     # --------------------------------------------------------------- construction
     @classmethod
     def from_file(cls, path: str | os.PathLike) -> CampaignSpec:
-        import yaml
+        from sld_workflows.run.spec.loading import read_spec_file
 
         path = Path(path)
-        if not path.is_file():
-            raise SpecError("", f"campaign spec {path} does not exist")
-        try:
-            raw = yaml.safe_load(path.read_text())
-        except yaml.YAMLError as exc:
-            raise spec_error("", f"{path} is not valid YAML: {exc}") from None
-        return cls.from_dict(raw, base_dir=str(path.parent.resolve()))
+        return cls.from_dict(read_spec_file(path), base_dir=str(path.parent.resolve()))
 
     @classmethod
     def from_dict(cls, d: Any, base_dir: str = ".") -> CampaignSpec:

@@ -71,21 +71,28 @@ def static_firework(doc: dict[str, Any], first: int, count: int) -> Firework:
                     spec=_spec(doc, first, "campaign-static"), name=f"{doc.get('name')}:{doc['_id']}:static{first}")
 
 
+class _CampaignTask(FiretaskBase):
+    """What both campaign tasks do around their work: run in the worker's runtime (SIGTERM policy),
+    find the store through the Firework's LaunchPad, and claim the trajectory for this worker."""
+
+    def run_task(self, fw_spec: dict[str, Any]) -> FWAction:
+        with ad.in_task(self):
+            lpad, store = ad.store_of_task(self)
+            return self._run(lpad, store, _claim(store, self["trajectory"], getattr(self, "fw_id", None)))
+
+    def _run(self, lpad: Any, store: ad.TrajectoryStore, doc: dict[str, Any]) -> FWAction:
+        raise NotImplementedError
+
+
 @explicit_serialize
-class CampaignSLDTask(FiretaskBase):
+class CampaignSLDTask(_CampaignTask):
     """Up to ``max_steps`` SLD steps of one trajectory (merged layout, in-process engines)."""
 
     required_params = ["trajectory", "step", "max_steps"]
 
-    def run_task(self, fw_spec: dict[str, Any]) -> FWAction:
-        with ad.in_task(self):
-            return self._run()
-
-    def _run(self) -> FWAction:
-        lpad, store = ad.store_of_task(self)
+    def _run(self, lpad: Any, store: ad.TrajectoryStore, doc: dict[str, Any]) -> FWAction:
         tid = self["trajectory"]
         per_fw = int(self["max_steps"])
-        doc = _claim(store, tid, getattr(self, "fw_id", None))
         if ad.settings_for(doc).evaluations_per_step == 1 and doc.get("layout") == "merged":
             return self._run_batched(lpad, store, doc, per_fw)
         frames = ad.Frames(store, tid, optimistic=True)
@@ -217,19 +224,13 @@ def _evaluate_static(engine: Any, state: SLDState) -> Any:
 
 
 @explicit_serialize
-class CampaignStaticTask(FiretaskBase):
+class CampaignStaticTask(_CampaignTask):
     """Static calculations ``first .. first+count-1`` of one reference-arm structure."""
 
     required_params = ["trajectory", "first", "count"]
 
-    def run_task(self, fw_spec: dict[str, Any]) -> FWAction:
-        with ad.in_task(self):
-            return self._run()
-
-    def _run(self) -> FWAction:
-        lpad, store = ad.store_of_task(self)
+    def _run(self, lpad: Any, store: ad.TrajectoryStore, doc: dict[str, Any]) -> FWAction:
         tid = self["trajectory"]
-        doc = _claim(store, tid, getattr(self, "fw_id", None))
         frames = ad.Frames(store, tid)
         total = int(doc["steps_requested"])
         first, last = int(self["first"]), min(int(self["first"]) + int(self["count"]), total)

@@ -413,16 +413,14 @@ class SnapshotSource:
 # ---------------------------------------------------------------------------------------------- server
 def _client_from_launchpad(path: Path, timeout_ms: int) -> tuple[Any, str]:
     import pymongo
-    from monty.serialization import loadfn
 
-    if not path.is_file():
-        raise SourceError(f"launchpad file {path} does not exist")
+    from sld_workflows.store.session import read_launchpad_file
+    from sld_workflows.store.trajectories import StoreError
+
     try:
-        creds = loadfn(path)
-    except Exception as exc:
-        raise SourceError(f"launchpad file {path} is not valid YAML/JSON: {exc}") from None
-    if not isinstance(creds, dict) or ("host" not in creds and not creds.get("uri_mode")):
-        raise SourceError(f"launchpad file {path} must be a mapping with at least 'host' (FireWorks format)")
+        creds = read_launchpad_file(path)
+    except (FileNotFoundError, StoreError) as exc:
+        raise SourceError(str(exc)) from None
     kwargs = dict(creds.get("mongoclient_kwargs") or {})
     kwargs.setdefault("serverSelectionTimeoutMS", timeout_ms)
     kwargs.setdefault("connectTimeoutMS", timeout_ms)

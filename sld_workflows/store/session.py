@@ -173,7 +173,9 @@ def _launchpad_from_creds(creds: dict[str, Any], where: str, source: str) -> Any
     return patch_launchpad(lpad)
 
 
-def _open_real(launchpad_file: str | os.PathLike, strm_lvl: str) -> Any:
+def read_launchpad_file(launchpad_file: str | os.PathLike) -> dict[str, Any]:
+    """The credentials of a FireWorks launchpad file, ``${VARS}`` expanded from the environment;
+    FileNotFoundError / StoreError naming the file and the problem."""
     from monty.serialization import loadfn
 
     path = Path(launchpad_file)
@@ -189,6 +191,12 @@ def _open_real(launchpad_file: str | os.PathLike, strm_lvl: str) -> Any:
     missing = sorted({v for v in _strings(creds) if "${" in v})
     if missing:
         raise StoreError(f"launchpad file {path}: environment variable(s) in {missing} are not set")
+    return creds
+
+
+def _open_real(launchpad_file: str | os.PathLike, strm_lvl: str) -> Any:
+    path = Path(launchpad_file)
+    creds = read_launchpad_file(path)
     creds["strm_lvl"] = creds.get("strm_lvl") or strm_lvl
     where = creds.get("host") if creds.get("uri_mode") else f"{creds.get('host')}:{creds.get('port', 27017)}"
     return _launchpad_from_creds(creds, where, f"launchpad file {path}")
