@@ -24,9 +24,8 @@ import pymongo
 from sld_workflows.store.keys import FwSpec
 
 
-class CounterCollection:
-    """A collection proxy whose ``find_one_and_update`` with a pure ``$inc`` and the default
-    (pre-image) return reads the post-image and subtracts the increments."""
+class _CollectionProxy:
+    """A pymongo collection that delegates everything; subclasses override one method."""
 
     def __init__(self, collection: Any) -> None:
         self._collection = collection
@@ -36,6 +35,11 @@ class CounterCollection:
 
     def __getitem__(self, name: str) -> Any:
         return self._collection[name]
+
+
+class CounterCollection(_CollectionProxy):
+    """A collection proxy whose ``find_one_and_update`` with a pure ``$inc`` and the default
+    (pre-image) return reads the post-image and subtracts the increments."""
 
     def find_one_and_update(self, filter: Any, update: Any, *args: Any, **kwargs: Any) -> Any:
         incs = update.get("$inc") if isinstance(update, dict) and set(update) == {"$inc"} else None
@@ -48,20 +52,14 @@ class CounterCollection:
         return {k: (v - incs[k] if k in incs else v) for k, v in after.items()}
 
 
-class ReservingCollection:
+class ReservingCollection(_CollectionProxy):
     """Proxy of ``lpad.fireworks`` that stamps a checkout's RESERVED update with the worker's identity
     (``sld_reserved_by``), so ``sld recover`` can tell a checkout cut by a kill (its pid gone) from
     one in progress. FireWorks itself records nothing until the launch is stored."""
 
     def __init__(self, collection: Any, identity: dict[str, Any]) -> None:
-        self._collection = collection
+        super().__init__(collection)
         self._identity = identity
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._collection, name)
-
-    def __getitem__(self, name: str) -> Any:
-        return self._collection[name]
 
     def find_one_and_update(self, filter: Any, update: Any, *args: Any, **kwargs: Any) -> Any:
         sets = update.get("$set") if isinstance(update, dict) else None
