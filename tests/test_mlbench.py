@@ -111,7 +111,7 @@ def test_protocols_split_by_structure_and_count_budgets(arms):
 
 
 def test_ci_pipeline_ridge_and_spinnet(campaign, tmp_path):
-    pytest.importorskip("torch")
+    import torch  # noqa: F401  (the ml extra; a missing torch fails, it never skips)
     settings = BenchmarkSettings(trainers=("ridge", "spinnet"), seeds=(0,), sizes=(5, 20), budgets=(10,),
                                  trainer_options={"spinnet": {"epochs": 2, "batch_frames": 5}})
     result = run_benchmark(campaign, tmp_path, settings)
